@@ -1,0 +1,67 @@
+"""Command line: ``python -m service run`` serves the app (starting a Redis if none answers)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from service.settings import Settings, SettingsError
+
+log = logging.getLogger("riskwire")
+
+
+def _run(settings: Settings) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.redis_server import LocalRedis, embedded_binary, local_port, redis_answers
+
+    embedded: LocalRedis | None = None
+    if not redis_answers(settings.redis_url):
+        port = local_port(settings.redis_url)
+        if port is None:
+            log.error("no Redis answers at the configured RISKWIRE_REDIS_URL and it is not local")
+            return 2
+        embedded = LocalRedis(embedded_binary(), port).start()
+        log.info(
+            "no Redis answered on 127.0.0.1:%d; started embedded redis-server (pid %s, "
+            "no persistence), it stops when riskwire exits",
+            port,
+            embedded.pid,
+        )
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="serve the API on RISKWIRE_HOST:RISKWIRE_PORT")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    if args.command == "run":
+        return _run(settings)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Raw webhook bytes → ``Observation``: detect the format, decode with msgspec, normalise.
+
+Decoders are built once here and reused; each request body is parsed straight from bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import msgspec
+
+from service import fingerprint_v3 as v3
+from service import fingerprint_v4 as v4
+from service.errors import InvalidPayload, MalformedBody, invalid_payload
+from service.observation import BrowserDetails, Observation, Signals
+from service.segment_tag import Tag
+
+
+class _FormatProbe(msgspec.Struct):
+    """Just enough of a body to tell v3 (``requestId``) from v4 (``event_id``)."""
+
+    request_id: object = msgspec.field(default=msgspec.UNSET, name="requestId")
+    event_id: object = msgspec.UNSET
+
+
+T = TypeVar("T")
+
+_probe = msgspec.json.Decoder(_FormatProbe)
+_v3 = msgspec.json.Decoder(v3.WebhookV3)
+_v4 = msgspec.json.Decoder(v4.WebhookV4)
+
+
+def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise invalid_payload(exc) from None
+    except msgspec.DecodeError as exc:
+        raise MalformedBody(f"body is not valid JSON: {exc}") from None
+
+
+def decode_fingerprint(body: bytes) -> Observation:
+    """Decode a Fingerprint webhook of either format; raise a 4xx ``RiskwireError`` if unusable."""
+    if not body:
+        raise MalformedBody("body is empty")
+    probe = _decode(_probe, body)
+    if probe.request_id is not msgspec.UNSET:
+        return from_v3(_decode(_v3, body))
+    if probe.event_id is not msgspec.UNSET:
+        return from_v4(_decode(_v4, body))
+    raise InvalidPayload(
+        "not a Fingerprint webhook: expected `requestId` (v3) or `event_id` (v4)",
+        field="$.requestId",
+    )
+
+
+def _millis(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def from_v3(event: v3.WebhookV3) -> Observation:
+    if event.time is not None:
+        time = event.time
+    elif event.timestamp is not None:
+        time = _millis(event.timestamp)
+    else:
+        raise InvalidPayload("event time is missing", field="$.time")
+    ip_v4 = event.ip_info.v4 if event.ip_info else None
+    ip_v6 = event.ip_info.v6 if event.ip_info else None
+    country = _v3_country(ip_v4) or _v3_country(ip_v6)
+    if country is None and event.ip_location and event.ip_location.country:
+        country = event.ip_location.country.code
+    vpn_methods = event.vpn.methods if event.vpn else None
+    blocklist = event.ip_blocklist
+    browser = event.browser_details
+    return Observation(
+        source="fingerprint_v3",
+        request_id=event.request_id,
+        visitor_id=event.visitor_id,
+        time=time,
+        url=event.url,
+        ip=event.ip,
+        linked_id=event.linked_id,
+        visitor_found=event.visitor_found,
+        confidence=event.confidence.score if event.confidence else None,
+        first_seen_at=event.first_seen_at.subscription if event.first_seen_at else None,
+        incognito=event.incognito,
+        browser=BrowserDetails(
+            browser_name=browser.browser_name,
+            browser_major_version=browser.browser_major_version,
+            browser_full_version=browser.browser_full_version,
+            os=browser.os,
+            os_version=browser.os_version,
+            device=browser.device,
+            user_agent=browser.user_agent,
+        )
+        if browser
+        else None,
+        country=country,
+        signals=Signals(
+            bot=(event.bot.result == "bad") if event.bot and event.bot.result else None,
+            vpn=_result(event.vpn),
+            vpn_public=vpn_methods.public_vpn if vpn_methods else None,
+            vpn_timezone_mismatch=vpn_methods.timezone_mismatch if vpn_methods else None,
+            relay=vpn_methods.relay if vpn_methods else None,
+            proxy=_result(event.proxy),
+            tor=_result(event.tor),
+            tampering=_result(event.tampering),
+            anti_detect_browser=event.tampering.anti_detect_browser if event.tampering else None,
+            datacenter=_any_true(
+                ip_v4.datacenter.result if ip_v4 and ip_v4.datacenter else None,
+                ip_v6.datacenter.result if ip_v6 and ip_v6.datacenter else None,
+            ),
+            ip_blocklist=_result(blocklist),
+            attack_source=blocklist.details.attack_source
+            if blocklist and blocklist.details
+            else None,
+            virtual_machine=_result(event.virtual_machine),
+            privacy_settings=_result(event.privacy_settings),
+            location_spoofing=_result(event.location_spoofing),
+            high_activity=_result(event.high_activity),
+            developer_tools=_result(event.developer_tools),
+            emulator=_result(event.emulator),
+            replayed=event.replayed,
+            suspect_score=event.suspect_score.result if event.suspect_score else None,
+        ),
+        segment=event.tag.segment if isinstance(event.tag, Tag) else None,
+    )
+
+
+def from_v4(event: v4.WebhookV4) -> Observation:
+    ident = event.identification
+    if ident is None:
+        # Edge-only events carry no visitor: there is nobody to identify or score.
+        raise InvalidPayload(
+            "event has no identification (visitor id); only identification events are accepted",
+            field="$.identification",
+        )
+    ip_v4 = event.ip_info.v4 if event.ip_info else None
+    ip_v6 = event.ip_info.v6 if event.ip_info else None
+    country = _v4_country(ip_v4) or _v4_country(ip_v6)
+    blocklist = event.ip_blocklist
+    methods = event.vpn_methods
+    browser = event.browser_details
+    tor = event.tor
+    if tor is None and blocklist is not None:
+        tor = blocklist.tor_node
+    return Observation(
+        source="fingerprint_v4",
+        request_id=event.event_id,
+        visitor_id=ident.visitor_id,
+        time=_millis(event.timestamp),
+        url=event.url,
+        ip=event.ip_address,
+        linked_id=event.linked_id,
+        visitor_found=ident.visitor_found,
+        confidence=ident.confidence.score if ident.confidence else None,
+        first_seen_at=_millis(ident.first_seen_at) if ident.first_seen_at is not None else None,
+        incognito=event.incognito,
+        browser=BrowserDetails(
+            browser_name=browser.browser_name,
+            browser_major_version=browser.browser_major_version,
+            browser_full_version=browser.browser_full_version,
+            os=browser.os,
+            os_version=browser.os_version,
+            device=browser.device,
+            user_agent=event.user_agent,
+        )
+        if browser
+        else None,
+        country=country,
+        signals=Signals(
+            bot=(event.bot == "bad") if event.bot else None,
+            vpn=event.vpn,
+            vpn_public=methods.public_vpn if methods else None,
+            vpn_timezone_mismatch=methods.timezone_mismatch if methods else None,
+            relay=methods.relay if methods else None,
+            proxy=event.proxy,
+            tor=tor,
+            tampering=event.tampering,
+            anti_detect_browser=event.tampering_details.anti_detect_browser
+            if event.tampering_details
+            else None,
+            datacenter=_any_true(
+                ip_v4.datacenter_result if ip_v4 else None,
+                ip_v6.datacenter_result if ip_v6 else None,
+            ),
+            ip_blocklist=_any_true(blocklist.email_spam, blocklist.attack_source)
+            if blocklist
+            else None,
+            attack_source=blocklist.attack_source if blocklist else None,
+            virtual_machine=event.virtual_machine,
+            privacy_settings=event.privacy_settings,
+            location_spoofing=event.location_spoofing,
+            high_activity=event.high_activity_device,
+            developer_tools=event.developer_tools,
+            emulator=event.emulator,
+            replayed=event.replayed,
+            suspect_score=event.suspect_score,
+        ),
+        segment=event.tags.segment if event.tags else None,
+    )
+
+
+def _result(signal: object) -> bool | None:
+    value = getattr(signal, "result", None)
+    return value if isinstance(value, bool) else None
+
+
+def _any_true(*values: bool | None) -> bool | None:
+    known = [v for v in values if v is not None]
+    return any(known) if known else None
+
+
+def _v3_country(entry: v3.IpInfoEntry | None) -> str | None:
+    if entry and entry.geolocation and entry.geolocation.country:
+        return entry.geolocation.country.code
+    return None
+
+
+def _v4_country(entry: v4.IpInfoEntry | None) -> str | None:
+    return entry.geolocation.country_code if entry and entry.geolocation else None

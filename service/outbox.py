@@ -1,0 +1,123 @@
+"""The durable outbox: Segment messages in a Redis Stream, read by the forwarder's group.
+
+A webhook's messages and its remembered answer are written by one Lua script, so either
+both exist or neither does: a retried delivery finds the answer and emits nothing again,
+and two concurrent deliveries of one request id cannot both enqueue. Entries are acked
+and deleted only after Segment (or the sink) took them; failures stay pending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from service.keys import Keys
+
+GROUP = "segment"
+FIELD = b"m"
+
+_COMMIT = """
+local previous = redis.call('GET', KEYS[1])
+if previous then
+  return {0, previous}
+end
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[2], '*', 'm', ARGV[i])
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return {1, ARGV[1]}
+"""
+
+_PARK = """
+redis.call('XADD', KEYS[2], '*', 'm', ARGV[2], 'error', ARGV[3], 'id', ARGV[1])
+redis.call('XACK', KEYS[1], ARGV[4], ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class Entry(msgspec.Struct, frozen=True):
+    id: bytes
+    message: bytes
+
+
+class Outbox:
+    def __init__(self, redis: Redis, keys: Keys, answer_ttl_s: int) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._answer_ttl_s = answer_ttl_s
+        self._commit = redis.register_script(_COMMIT)
+        self._park = redis.register_script(_PARK)
+
+    async def recall(self, scope: str, request_id: str) -> bytes | None:
+        """The answer already given for this request id, if any."""
+        value = await self._redis.get(self._keys.answer(scope, request_id))
+        return cast(bytes | None, value)
+
+    async def commit(
+        self, scope: str, request_id: str, answer: bytes, messages: Sequence[bytes]
+    ) -> tuple[bool, bytes]:
+        """Enqueue ``messages`` and remember ``answer``, unless the request id was seen.
+
+        Returns (fresh, answer): the stored answer wins over ours for a repeated id.
+        """
+        keys = [self._keys.answer(scope, request_id), self._keys.outbox]
+        args: list[bytes | int] = [answer, self._answer_ttl_s, *messages]
+        fresh, stored = await self._commit(keys=keys, args=args)
+        return bool(fresh), cast(bytes, stored)
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(self._keys.outbox, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read(self, consumer: str, count: int, block_ms: int, *, pending: bool) -> list[Entry]:
+        """New entries for ``consumer`` or, with ``pending``, those it read and never acked."""
+        try:
+            reply = await self._redis.xreadgroup(
+                GROUP,
+                consumer,
+                {self._keys.outbox: "0" if pending else ">"},
+                count=count,
+                block=None if pending else block_ms,
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_group()
+            return []
+        entries: list[Entry] = []
+        streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]], reply)
+        for _stream, items in streams or []:
+            for entry_id, fields in items:
+                # A pending id whose entry was deleted comes back with no fields.
+                entries.append(Entry(entry_id, (fields or {}).get(FIELD, b"")))
+        return entries
+
+    async def ack(self, ids: Sequence[bytes]) -> None:
+        if not ids:
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self._keys.outbox, GROUP, *ids)
+            pipe.xdel(self._keys.outbox, *ids)
+            await pipe.execute()
+
+    async def park(self, entry: Entry, error: str) -> None:
+        """Move one message Segment refused to the dead-letter stream, atomically."""
+        await self._park(
+            keys=[self._keys.outbox, self._keys.parked],
+            args=[entry.id, entry.message, error, GROUP],
+        )
+
+    async def length(self) -> int:
+        return int(await self._redis.xlen(self._keys.outbox))
+
+    async def parked(self, count: int = 100) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        items = await self._redis.xrange(self._keys.parked, count=count)
+        return cast(list[tuple[bytes, dict[bytes, bytes]]], items)

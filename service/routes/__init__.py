@@ -1,0 +1,6 @@
+"""HTTP controllers, one per resource."""
+
+from service.routes.health import HealthController
+from service.routes.webhooks import WebhookController
+
+__all__ = ["HealthController", "WebhookController"]

@@ -1,0 +1,189 @@
+"""Every Fingerprint fixture either decodes into an Observation or fails with a clear 4xx."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from service.decode import decode_fingerprint
+from service.errors import InvalidPayload, MalformedBody, RiskwireError
+from tests.payloads import FIXTURES, FULL_EXAMPLE, encode, v3, v4
+
+FP = FIXTURES / "fingerprint"
+V4_EVENTS = [
+    "get_event_200",
+    "get_event_200_with_unknown_field",
+    "get_event_ruleset_200",
+    "get_event_with_bot_info_200",
+]
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [str(p.relative_to(FP)) for p in paths]
+
+
+def test_v3_webhook_fixture() -> None:
+    obs = decode_fingerprint((FP / "v3/webhook.json").read_bytes())
+    assert obs.source == "fingerprint_v3"
+    assert obs.request_id == "Px6VxbRC6WBkA39yeNH3"
+    assert obs.visitor_id == "3HNey93AkBW6CRbxV6xP"
+    assert obs.time == datetime(2019, 10, 12, 7, 20, 50, 520000, tzinfo=UTC)
+    assert obs.ip == "216.3.128.12"
+    assert obs.url == "https://banking.example.com/signup"
+    assert obs.confidence == 0.97
+    assert obs.visitor_found is True
+    assert obs.incognito is False
+    assert obs.first_seen_at == datetime(2022, 3, 16, 11, 31, 1, 101000, tzinfo=UTC)
+    assert obs.linked_id == "any-string"
+    assert obs.country == "CZ"  # ipInfo.v4 wins over the deprecated ipLocation
+    assert obs.browser is not None and obs.browser.browser_name == "Chrome"
+    assert obs.browser.user_agent == "(Macintosh; Intel Mac OS X 10_14_3) Chrome/73.0.3683.86"
+    s = obs.signals
+    assert (s.bot, s.proxy, s.vpn, s.tor, s.tampering) == (True, True, False, False, False)
+    assert (s.datacenter, s.location_spoofing, s.suspect_score) == (True, True, 0)
+    assert obs.segment is None  # the fixture's tag has no integrations
+
+
+def test_v4_webhook_fixture() -> None:
+    obs = decode_fingerprint((FP / "v4/webhook/webhook_event.json").read_bytes())
+    assert obs.source == "fingerprint_v4"
+    assert obs.request_id == "1708102555327.NLOjmg"
+    assert obs.visitor_id == "Ibk1527CUFmcnjLwIs4A9"
+    assert obs.time == datetime.fromtimestamp(1708102555.327, tz=UTC)
+    assert obs.first_seen_at == datetime.fromtimestamp(1708102555.327, tz=UTC)
+    assert obs.ip == "61.127.217.15"
+    assert obs.visitor_found is False
+    assert obs.browser is not None and obs.browser.os == "Windows"
+    assert obs.browser.user_agent == "Mozilla/5.0 (Windows NT 6.1; Win64; x64) ...."
+    s = obs.signals
+    assert (s.bot, s.proxy, s.vpn, s.tor, s.datacenter) == (False, True, False, False, True)
+    assert obs.segment is None  # `tags` is empty
+
+
+@pytest.mark.parametrize("name", V4_EVENTS)
+def test_v4_server_api_events_decode_as_webhooks(name: str) -> None:
+    # v4 webhooks are the same object as GET /v4/events/{event_id}; unknown fields are skipped.
+    obs = decode_fingerprint((FP / f"v4/events/{name}.json").read_bytes())
+    assert obs.request_id == "1708102555327.NLOjmg"
+    assert obs.visitor_id == "Ibk1527CUFmcnjLwIs4A9"
+
+
+V3_EVENTS = sorted((FP / "v3/events").glob("get_event_200*.json"))
+
+
+@pytest.mark.parametrize("path", V3_EVENTS, ids=_ids(V3_EVENTS))
+def test_v3_server_api_identification_data(path: Path) -> None:
+    """The v3 Server API nests the webhook's identification fields under products."""
+    products = json.loads(path.read_bytes())["products"]
+    data = products["identification"].get("data")
+    if data is None:  # identification failed: the product carries an error, not a visitor
+        assert "error" in products["identification"]
+        return
+    if path.name == "get_event_200_with_broken_format.json":
+        with pytest.raises(InvalidPayload) as err:
+            decode_fingerprint(encode(data))
+        assert err.value.field == "$.linkedId"
+        return
+    obs = decode_fingerprint(encode(data))
+    assert obs.request_id == data["requestId"]
+    assert obs.visitor_id == data["visitorId"]
+
+
+NOT_WEBHOOKS = sorted(
+    p
+    for p in FP.rglob("*.json")
+    if "errors" in p.parts
+    or "visitors" in p.parts
+    or (p.parent.name == "events" and p.parts[-3] == "v3")
+    or "search" in p.name
+    or "update_event" in p.name
+)
+
+
+@pytest.mark.parametrize("path", NOT_WEBHOOKS, ids=_ids(NOT_WEBHOOKS))
+def test_non_webhook_fixtures_are_a_clear_422(path: Path) -> None:
+    with pytest.raises(InvalidPayload) as err:
+        decode_fingerprint(path.read_bytes())
+    assert err.value.status == 422
+    assert err.value.field == "$.requestId"
+    assert "requestId" in err.value.message and "event_id" in err.value.message
+
+
+def test_every_fixture_is_covered() -> None:
+    covered = {FP / "v3/webhook.json", FP / "v4/webhook/webhook_event.json"}
+    covered |= {FP / f"v4/events/{n}.json" for n in V4_EVENTS}
+    covered |= {FP / "v4/events/get_event_with_edge_200.json"}
+    covered |= set(V3_EVENTS) | set(NOT_WEBHOOKS)
+    assert set(FP.rglob("*.json")) == covered
+
+
+def test_v4_edge_event_without_identification() -> None:
+    with pytest.raises(InvalidPayload) as err:
+        decode_fingerprint((FP / "v4/events/get_event_with_edge_200.json").read_bytes())
+    assert err.value.field == "$.identification"
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "field"),
+    [
+        (b"", MalformedBody, None),
+        (b"{not json", MalformedBody, None),
+        (b"\xff\xfe", MalformedBody, None),
+        (b"[]", InvalidPayload, "$"),
+        (b'"text"', InvalidPayload, "$"),
+        (encode(v3(visitorId=7)), InvalidPayload, "$.visitorId"),
+        (
+            encode({k: v for k, v in v3().items() if k != "visitorId"}),
+            InvalidPayload,
+            "$.visitorId",
+        ),
+        (encode(v3(requestId="")), InvalidPayload, "$.requestId"),
+        (encode(v3(requestId="x" * 257)), InvalidPayload, "$.requestId"),
+        (encode(v3(time="yesterday")), InvalidPayload, "$.time"),
+        (encode(v3(confidence={"score": "high"})), InvalidPayload, "$.confidence.score"),
+        (encode(v4(timestamp="now")), InvalidPayload, "$.timestamp"),
+        (
+            encode(v4(identification={"confidence": {}})),
+            InvalidPayload,
+            "$.identification.visitor_id",
+        ),
+        (
+            encode(v3({**FULL_EXAMPLE, "track": {"event": 42}})),
+            InvalidPayload,
+            "$.tag.integrations.segment.track.event",
+        ),
+        (
+            encode(v4({**FULL_EXAMPLE, "identify": {"userId": ["u"]}})),
+            InvalidPayload,
+            "$.tags.integrations.segment.identify.userId",
+        ),
+    ],
+)
+def test_bad_bodies_name_the_problem(
+    body: bytes, error: type[RiskwireError], field: str | None
+) -> None:
+    with pytest.raises(error) as err:
+        decode_fingerprint(body)
+    assert err.value.field == field
+    assert err.value.message
+
+
+def test_unknown_fields_and_non_object_tags_are_tolerated() -> None:
+    obs = decode_fingerprint(encode(v3(somethingNew={"a": 1}, tag="checkout")))
+    assert obs.segment is None
+    obs = decode_fingerprint(encode(v3({**FULL_EXAMPLE, "newSpec": {"x": 1}})))
+    assert obs.segment is not None and obs.segment.track is not None
+
+
+def test_v3_time_falls_back_to_timestamp() -> None:
+    body = v3()
+    del body["time"]
+    obs = decode_fingerprint(encode(body))
+    assert obs.time == datetime.fromtimestamp(1554910997.788, tz=UTC)
+    del body["timestamp"]
+    with pytest.raises(InvalidPayload) as err:
+        decode_fingerprint(encode(body))
+    assert err.value.field == "$.time"
