@@ -16,8 +16,14 @@ def _run(settings: Settings) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.model import ModelError
     from service.redis_server import LocalRedis, embedded_binary, local_port, redis_answers
 
+    try:
+        app = create_app(settings)
+    except (ModelError, SettingsError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     embedded: LocalRedis | None = None
     if not redis_answers(settings.redis_url):
         port = local_port(settings.redis_url)
@@ -33,10 +39,7 @@ def _run(settings: Settings) -> int:
         )
     try:
         uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level.lower(),
+            app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
         )
     finally:
         if embedded is not None:
@@ -48,7 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="serve the API on RISKWIRE_HOST:RISKWIRE_PORT")
+    baseline = commands.add_parser(
+        "baseline-model", help="write the hand-set baseline model (models/risk-model.json)"
+    )
+    baseline.add_argument("--out", default="models/risk-model.json")
     args = parser.parse_args(argv)
+    if args.command == "baseline-model":
+        from pathlib import Path
+
+        from service.baseline_model import build_baseline
+        from service.model import save_artifact
+
+        save_artifact(build_baseline(), Path(args.out))
+        print(f"wrote {args.out}")
+        return 0
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:

@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from service import __version__
+from service.checkout import ScoreService
 from service.errors import EXCEPTION_HANDLERS
+from service.features import FeatureSpec
 from service.forwarder import Forwarder, RetryPolicy
+from service.history import Memory
+from service.identifiers import IdentifierPolicy
 from service.ingest import Ingestor
 from service.keys import Keys
+from service.lists import AccessLists
+from service.model import LinearModel, Thresholds
 from service.outbox import Outbox
-from service.routes import HealthController, WebhookController
-from service.settings import Settings
+from service.reuse import ReuseStore
+from service.routes import HealthController, ScoreController, WebhookController
+from service.scoring import Scorer
+from service.settings import Settings, SettingsError
 from service.transport import FileSinkTransport, HttpTransport, Transport
+
+log = logging.getLogger("riskwire")
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "risk-model.json"
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def connect_redis(settings: Settings, *, max_connections: int, block_s: float = 0.0) -> Redis:
@@ -44,7 +67,56 @@ def make_transport(settings: Settings) -> Transport:
     )
 
 
-def _resources(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+def load_model(settings: Settings) -> tuple[FeatureSpec, LinearModel, Thresholds]:
+    """The feature spec for the configured windows, the model that must match it, thresholds."""
+    spec = FeatureSpec(settings.reuse_window_labels)
+    model = LinearModel.load(
+        Path(settings.model_path) if settings.model_path else DEFAULT_MODEL, spec
+    )
+    shipped = model.artifact.thresholds
+    try:
+        thresholds = Thresholds(
+            review=settings.review_threshold
+            if settings.review_threshold is not None
+            else shipped.review,
+            block=settings.block_threshold
+            if settings.block_threshold is not None
+            else shipped.block,
+        )
+    except ValueError as exc:
+        raise SettingsError(
+            f"RISKWIRE_REVIEW_THRESHOLD / RISKWIRE_BLOCK_THRESHOLD: {exc}"
+        ) from None
+    return spec, model, thresholds
+
+
+def identifier_policy(settings: Settings, redis: Redis, keys: Keys) -> IdentifierPolicy:
+    if settings.hash_key is not None:
+        return IdentifierPolicy(settings.hash_key.reveal().encode(), settings.blocked_identifiers)
+
+    async def generated_key() -> bytes:
+        # Shared by every worker and kept across restarts, so counts stay comparable.
+        await redis.set(keys.hash_key, secrets.token_hex(32), nx=True)
+        stored = cast(bytes | None, await redis.get(keys.hash_key))
+        if stored is None:  # evicted between the two calls: generate again
+            return await generated_key()
+        return stored
+
+    log.warning(
+        "RISKWIRE_HASH_KEY is not set: identifiers are hashed with a generated key stored in "
+        "Redis; set the variable in production so a Redis dump cannot be reversed"
+    )
+    return IdentifierPolicy(None, settings.blocked_identifiers, load_key=generated_key)
+
+
+def _resources(
+    settings: Settings,
+    spec: FeatureSpec,
+    model: LinearModel,
+    thresholds: Thresholds,
+    lists: AccessLists,
+    clock: Clock,
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
         keys = Keys(settings.redis_prefix)
@@ -64,13 +136,45 @@ def _resources(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextM
             block_ms=settings.forwarder_block_ms,
             retry=RetryPolicy(settings.retry_base_s, settings.retry_cap_s),
         )
-        app.state.redis = redis
-        app.state.outbox = outbox
-        app.state.forwarder = forwarder
-        app.state.ingestor = Ingestor(outbox, settings.fingerprint_secret)
-        if settings.forwarder_enabled:
-            forwarder.start()
         try:
+            policy = identifier_policy(settings, redis, keys)
+            windows = settings.reuse_windows_ms
+            store = ReuseStore(
+                redis,
+                keys,
+                windows_ms=windows,
+                cap=settings.reuse_cap,
+                ipqs_window_ms=settings.ipqs_join_window_s * 1000,
+            )
+            memory = Memory(
+                redis,
+                keys,
+                history_length=settings.score_history,
+                history_ttl_ms=windows[-1],
+                obs_ttl_s=settings.observation_ttl_s,
+            )
+            scorer = Scorer(
+                policy=policy,
+                store=store,
+                spec=spec,
+                model=model,
+                thresholds=thresholds,
+                lists=lists,
+            )
+            app.state.redis = redis
+            app.state.outbox = outbox
+            app.state.forwarder = forwarder
+            app.state.scorer = scorer
+            app.state.ingestor = Ingestor(
+                outbox=outbox,
+                memory=memory,
+                scorer=scorer,
+                fingerprint_secret=settings.fingerprint_secret,
+                trait_prefix=settings.trait_prefix,
+            )
+            app.state.scores = ScoreService(scorer=scorer, store=store, memory=memory, clock=clock)
+            if settings.forwarder_enabled:
+                forwarder.start()
             yield
         finally:
             await forwarder.stop()
@@ -81,14 +185,27 @@ def _resources(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextM
     return resources
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
+    """The ASGI app. ``clock`` is the score API's notion of now (tests move it)."""
+    spec, model, thresholds = load_model(settings)
+    lists = AccessLists(settings)
     return Litestar(
-        route_handlers=[WebhookController, HealthController],
-        lifespan=[_resources(settings)],
+        route_handlers=[WebhookController, ScoreController, HealthController],
+        lifespan=[_resources(settings, spec, model, thresholds, lists, clock)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         state=State({"settings": settings}),
-        openapi_config=OpenAPIConfig(title="riskwire", version=__version__),
+        openapi_config=OpenAPIConfig(
+            title="riskwire",
+            version=__version__,
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="http", scheme="bearer", description="a key of RISKWIRE_API_KEYS"
+                    )
+                }
+            ),
+        ),
     )
 
 

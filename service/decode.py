@@ -13,7 +13,8 @@ import msgspec
 from service import fingerprint_v3 as v3
 from service import fingerprint_v4 as v4
 from service.errors import InvalidPayload, MalformedBody, invalid_payload
-from service.observation import BrowserDetails, Observation, Signals
+from service.ipqs import IpqsResult
+from service.observation import BrowserDetails, IpqsSignals, Observation, Signals
 from service.segment_tag import Tag
 
 
@@ -29,6 +30,7 @@ T = TypeVar("T")
 _probe = msgspec.json.Decoder(_FormatProbe)
 _v3 = msgspec.json.Decoder(v3.WebhookV3)
 _v4 = msgspec.json.Decoder(v4.WebhookV4)
+_ipqs = msgspec.json.Decoder(IpqsResult)
 
 
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
@@ -55,6 +57,47 @@ def decode_fingerprint(body: bytes) -> Observation:
     )
 
 
+def decode_ipqs(body: bytes, received_at: datetime) -> Observation:
+    """Decode an IPQS device fingerprint result; ``received_at`` stands in for a missing time."""
+    if not body:
+        raise MalformedBody("body is empty")
+    return from_ipqs(_decode(_ipqs, body), received_at)
+
+
+def from_ipqs(result: IpqsResult, received_at: datetime) -> Observation:
+    time = datetime.fromtimestamp(result.time, tz=UTC) if result.time is not None else received_at
+    if result.success:
+        ipqs = IpqsSignals(
+            success=True,
+            fraud_chance=result.fraud_chance
+            if result.fraud_chance is not None
+            else result.fraud_score,
+            recent_abuse=result.recent_abuse,
+            bot_status=result.bot_status,
+            guid_confidence=result.guid_confidence,
+            mobile=result.mobile,
+            unique=result.unique,
+            time=time,
+        )
+        signals = Signals(proxy=result.proxy, vpn=result.vpn, tor=result.tor)
+    else:
+        # A failed lookup says nothing about the device: no signals, and never "clean".
+        ipqs = IpqsSignals(success=False, time=time)
+        signals = Signals()
+    return Observation(
+        source="ipqs",
+        request_id=result.request_id,
+        visitor_id=result.guid or result.device_id or None,
+        time=time,
+        user_id=result.user_id_var or result.user_id,
+        email=result.email,
+        ip=result.ip_address,
+        country=result.country_code or result.country,
+        signals=signals,
+        ipqs=ipqs,
+    )
+
+
 def _millis(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, tz=UTC)
 
@@ -74,6 +117,7 @@ def from_v3(event: v3.WebhookV3) -> Observation:
     vpn_methods = event.vpn.methods if event.vpn else None
     blocklist = event.ip_blocklist
     browser = event.browser_details
+    segment = event.tag.segment if isinstance(event.tag, Tag) else None
     return Observation(
         source="fingerprint_v3",
         request_id=event.request_id,
@@ -125,7 +169,8 @@ def from_v3(event: v3.WebhookV3) -> Observation:
             replayed=event.replayed,
             suspect_score=event.suspect_score.result if event.suspect_score else None,
         ),
-        segment=event.tag.segment if isinstance(event.tag, Tag) else None,
+        segment=segment,
+        user_id=segment.identify.user_id if segment and segment.identify else None,
     )
 
 
@@ -146,6 +191,7 @@ def from_v4(event: v4.WebhookV4) -> Observation:
     tor = event.tor
     if tor is None and blocklist is not None:
         tor = blocklist.tor_node
+    segment = event.tags.segment if event.tags else None
     return Observation(
         source="fingerprint_v4",
         request_id=event.event_id,
@@ -199,7 +245,8 @@ def from_v4(event: v4.WebhookV4) -> Observation:
             replayed=event.replayed,
             suspect_score=event.suspect_score,
         ),
-        segment=event.tags.segment if event.tags else None,
+        segment=segment,
+        user_id=segment.identify.user_id if segment and segment.identify else None,
     )
 
 

@@ -1,24 +1,35 @@
-"""The webhook path: verify → decode → dedupe → specs → outbox commit → answer.
-
-Scoring slots in between decode and specs (the next step of the flow in DESIGN.md).
-"""
+"""The webhook paths: verify → decode → dedupe → score → specs → outbox commit → answer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+
 import msgspec
 
-from service.decode import decode_fingerprint
+from service.decode import decode_fingerprint, decode_ipqs
 from service.errors import Unauthorized
+from service.history import Memory, Stage
+from service.observation import Observation
 from service.outbox import Outbox
+from service.scoring import Scorer
 from service.settings import Secret
 from service.signature import HEADER, is_valid_signature
-from service.specs import Skipped, build_specs
+from service.specs import Skipped, Specs, build_ipqs_specs, build_specs
 
 
-class WebhookAnswer(msgspec.Struct, rename="camel", frozen=True):
+class RiskSummary(msgspec.Struct, frozen=True):
+    score: int
+    level: str
+    action: str
+
+
+class WebhookAnswer(msgspec.Struct, rename="camel", frozen=True, omit_defaults=True):
     request_id: str
     emitted: list[str]
     skipped: list[Skipped]
+    risk: RiskSummary | None = None
 
 
 class Ingested(msgspec.Struct, frozen=True):
@@ -31,9 +42,20 @@ _answer_decoder = msgspec.json.Decoder(WebhookAnswer)
 
 
 class Ingestor:
-    def __init__(self, outbox: Outbox, fingerprint_secret: Secret | None) -> None:
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        memory: Memory,
+        scorer: Scorer,
+        fingerprint_secret: Secret | None,
+        trait_prefix: str,
+    ) -> None:
         self._outbox = outbox
+        self._memory = memory
+        self._scorer = scorer
         self._secret = fingerprint_secret
+        self._prefix = trait_prefix
 
     async def fingerprint(self, body: bytes, signature: str | None) -> Ingested:
         if self._secret is not None and not is_valid_signature(
@@ -41,15 +63,54 @@ class Ingestor:
         ):
             raise Unauthorized(f"missing or invalid {HEADER} header", field=HEADER)
         obs = decode_fingerprint(body)
+        return await self._ingest(obs, build_specs)
+
+    async def ipqs(self, body: bytes) -> Ingested:
+        obs = decode_ipqs(body, received_at=datetime.now(UTC))
+        user = self._scorer.policy.clean(obs.user_id)  # hygiene only: no key needed
+
+        def specs(obs: Observation, fraud: dict[str, object]) -> Specs:
+            ipqs = obs.ipqs
+            extra = {
+                f"{self._prefix}ipqs_fraud_chance": ipqs.fraud_chance if ipqs else None,
+                f"{self._prefix}ipqs_recent_abuse": ipqs.recent_abuse if ipqs else None,
+                f"{self._prefix}ipqs_bot_status": ipqs.bot_status if ipqs else None,
+                f"{self._prefix}ipqs_success": ipqs.success if ipqs else None,
+            }
+            traits = {**fraud, **{k: v for k, v in extra.items() if v is not None}}
+            return build_ipqs_specs(obs, user, traits)
+
+        return await self._ingest(obs, specs)
+
+    async def _ingest(
+        self, obs: Observation, make_specs: Callable[[Observation, dict[str, object]], Specs]
+    ) -> Ingested:
         scope = obs.idempotency_scope
         # Cheap check first so a retry does no work; the commit below settles races.
         previous = await self._outbox.recall(scope, obs.request_id)
         if previous is not None:
             return Ingested(_answer_decoder.decode(previous), replayed=True)
-        specs = build_specs(obs)
-        answer = WebhookAnswer(obs.request_id, specs.emitted, specs.skipped)
+        assessment = await self._scorer.assess(obs)
+        specs = make_specs(obs, self._scorer.traits(assessment, self._prefix))
+        risk = assessment.risk
+        answer = WebhookAnswer(
+            obs.request_id,
+            specs.emitted,
+            specs.skipped,
+            RiskSummary(risk.score, risk.level, risk.action),
+        )
+        stages: list[Stage] = [partial(self._memory.stage_observation, obs=obs)]
+        if assessment.refs.device is not None:
+            entry = self._scorer.history_entry(obs, assessment)
+            stages.append(
+                partial(self._memory.stage_history, device=assessment.refs.device, entry=entry)
+            )
         fresh, stored = await self._outbox.commit(
-            scope, obs.request_id, _encoder.encode(answer), [m for _, m in specs.messages]
+            scope,
+            obs.request_id,
+            _encoder.encode(answer),
+            [m for _, m in specs.messages],
+            also=stages,
         )
         if fresh:
             return Ingested(answer, replayed=False)

@@ -23,3 +23,18 @@ class Keys(msgspec.Struct, frozen=True):
 
     def answer(self, source: str, request_id: str) -> str:
         return f"{self.prefix}:{{outbox}}:answer:{source}:{request_id}"
+
+    def entity(self, entity: str, hashed_id: str, name: str) -> str:
+        """A key of one device / user / IP: every key of an entity shares its hash tag."""
+        return f"{self.prefix}:{{{entity[0]}:{hashed_id}}}:{name}"
+
+    def history(self, hashed_device: str) -> str:
+        return self.entity("device", hashed_device, "scores")
+
+    def observation(self, scope: str, request_id: str) -> str:
+        """The stored observation of a request, for scoring it later by request id."""
+        return f"{self.prefix}:{{r:{scope}:{request_id}}}:obs"
+
+    @property
+    def hash_key(self) -> str:
+        return f"{self.prefix}:hash-key"

@@ -13,7 +13,8 @@ import msgspec
 
 from service.segment_tag import SegmentTag
 
-Source = Literal["fingerprint_v3", "fingerprint_v4", "ipqs"]
+# "api": a visitor scored by id alone through the score API, with no event behind it.
+Source = Literal["fingerprint_v3", "fingerprint_v4", "ipqs", "api"]
 
 
 class BrowserDetails(msgspec.Struct, rename="camel", frozen=True, omit_defaults=True):
@@ -53,11 +54,27 @@ class Signals(msgspec.Struct, frozen=True, kw_only=True):
     suspect_score: int | None = None
 
 
+class IpqsSignals(msgspec.Struct, frozen=True, kw_only=True):
+    """What an IPQS device fingerprint result says; ``success`` False = a failed lookup."""
+
+    success: bool = True
+    fraud_chance: int | None = None
+    recent_abuse: bool | None = None
+    bot_status: bool | None = None
+    guid_confidence: int | None = None
+    mobile: bool | None = None
+    unique: bool | None = None
+    time: datetime | None = None
+
+
 class Observation(msgspec.Struct, frozen=True, kw_only=True):
     source: Source
     request_id: str
-    visitor_id: str
+    # The device: Fingerprint's visitorId, or IPQS's guid (device_id when guid is absent).
+    visitor_id: str | None
     time: datetime
+    user_id: str | None = None
+    email: str | None = None
     url: str | None = None
     ip: str | None = None
     linked_id: str | None = None
@@ -68,9 +85,15 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     browser: BrowserDetails | None = None
     country: str | None = None
     signals: Signals = Signals()
+    ipqs: IpqsSignals | None = None
     segment: SegmentTag | None = None
 
     @property
     def idempotency_scope(self) -> str:
         """v3 request ids and v4 event ids are one Fingerprint namespace."""
         return "ipqs" if self.source == "ipqs" else "fp"
+
+    @property
+    def device_kind(self) -> str:
+        """Fingerprint visitor ids and IPQS guids are different id spaces."""
+        return self.idempotency_scope

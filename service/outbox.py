@@ -8,11 +8,12 @@ and deleted only after Segment (or the sink) took them; failures stay pending.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from service.keys import Keys
@@ -59,15 +60,30 @@ class Outbox:
         return cast(bytes | None, value)
 
     async def commit(
-        self, scope: str, request_id: str, answer: bytes, messages: Sequence[bytes]
+        self,
+        scope: str,
+        request_id: str,
+        answer: bytes,
+        messages: Sequence[bytes],
+        *,
+        also: Sequence[Callable[[Pipeline], Any]] = (),
     ) -> tuple[bool, bytes]:
         """Enqueue ``messages`` and remember ``answer``, unless the request id was seen.
 
-        Returns (fresh, answer): the stored answer wins over ours for a repeated id.
+        ``also`` stages further (idempotent) writes into the same round trip. Returns
+        (fresh, answer): the stored answer wins over ours for a repeated id.
         """
         keys = [self._keys.answer(scope, request_id), self._keys.outbox]
         args: list[bytes | int] = [answer, self._answer_ttl_s, *messages]
-        fresh, stored = await self._commit(keys=keys, args=args)
+        if not also:
+            fresh, stored = await self._commit(keys=keys, args=args)
+            return bool(fresh), cast(bytes, stored)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._commit(keys=keys, args=args, client=pipe)
+            for stage in also:
+                stage(pipe)
+            replies = await pipe.execute()
+        fresh, stored = replies[0]
         return bool(fresh), cast(bytes, stored)
 
     async def ensure_group(self) -> None:

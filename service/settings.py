@@ -19,6 +19,29 @@ class SettingsError(ValueError):
     """An environment variable holds a value riskwire cannot use."""
 
 
+_UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_duration_ms(text: str) -> int:
+    """``90s``, ``15m``, ``24h``, ``30d`` (or bare seconds) in milliseconds."""
+    text = text.strip().lower()
+    unit = text[-1:] if text[-1:] in _UNITS_MS else "s"
+    number = text[:-1] if text[-1:] in _UNITS_MS else text
+    if not number.isdigit() or int(number) <= 0:
+        raise ValueError(f"not a positive duration: {text!r}")
+    return int(number) * _UNITS_MS[unit]
+
+
+def duration_label(ms: int) -> str:
+    """A window's canonical name: 3600000 -> ``1h``, 86400000 -> ``24h``, 30 days -> ``30d``."""
+    if ms % _UNITS_MS["d"] == 0 and ms >= 2 * _UNITS_MS["d"]:
+        return f"{ms // _UNITS_MS['d']}d"
+    for unit in ("h", "m", "s"):
+        if ms % _UNITS_MS[unit] == 0:
+            return f"{ms // _UNITS_MS[unit]}{unit}"
+    return f"{ms}ms"
+
+
 class Secret:
     """A string that never shows itself in repr, str, logs or error messages."""
 
@@ -73,12 +96,35 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_base_s: float = 0.5
     retry_cap_s: float = 60.0
 
+    # Identifiers (user ids, emails, IPs, device ids) are stored as HMACs under this key.
+    # Unset: a random key is generated once and kept in Redis (see README, "Privacy").
+    hash_key: Secret | None = None
+    reuse_windows: tuple[str, ...] = ("1h", "24h", "30d")
+    reuse_cap: int = 1000
+    # Placeholder values never counted as identifiers, on top of Segment's recommended
+    # blocked values (zeroes and dashes, -1, null, anonymous, undefined, empty).
+    blocked_identifiers: tuple[str, ...] = ("void", "abc123")
+    observation_ttl_s: int = 24 * 3600
+    ipqs_join_window_s: int = 3600
+    score_history: int = 20
+
+    model_path: str = ""
+    review_threshold: float | None = None
+    block_threshold: float | None = None
+    trait_prefix: str = "fraud_"
+    allow_visitors: tuple[str, ...] = ()
+    deny_visitors: tuple[str, ...] = ()
+    allow_users: tuple[str, ...] = ()
+    deny_users: tuple[str, ...] = ()
+    allow_ips: tuple[str, ...] = ()
+    deny_ips: tuple[str, ...] = ()
+
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
 
     _secret_fields: ClassVar[frozenset[str]] = frozenset(
-        {"fingerprint_secret", "segment_write_key"}
+        {"fingerprint_secret", "segment_write_key", "hash_key"}
     )
 
     def __post_init__(self) -> None:
@@ -96,12 +142,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "retry_base_s": self.retry_base_s > 0,
             "retry_cap_s": self.retry_cap_s >= self.retry_base_s,
             "port": 0 < self.port < 65536,
+            "reuse_cap": self.reuse_cap > 0,
+            "observation_ttl_s": self.observation_ttl_s > 0,
+            "ipqs_join_window_s": self.ipqs_join_window_s > 0,
+            "score_history": self.score_history > 0,
+            "review_threshold": self.review_threshold is None or 0 <= self.review_threshold <= 100,
+            "block_threshold": self.block_threshold is None or 0 <= self.block_threshold <= 100,
         }
         for name, ok in checks.items():
             if not ok:
                 raise SettingsError(
                     f"{ENV_PREFIX}{name.upper()} is out of range: {getattr(self, name)!r}"
                 )
+        try:
+            windows = self.reuse_windows_ms
+        except ValueError as exc:
+            raise SettingsError(f"{ENV_PREFIX}REUSE_WINDOWS: {exc}") from None
+        if not windows or list(windows) != sorted(set(windows)):
+            raise SettingsError(f"{ENV_PREFIX}REUSE_WINDOWS must be distinct and ascending")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -117,12 +175,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 values[field.name] = Secret(raw) if raw else None
             elif field.name == "api_keys":
                 values[field.name] = tuple(Secret(k.strip()) for k in raw.split(",") if k.strip())
+            elif field.type == tuple[str, ...]:
+                values[field.name] = tuple(v.strip() for v in raw.split(",") if v.strip())
             else:
                 try:
                     values[field.name] = msgspec.convert(raw, field.type, strict=False)
                 except msgspec.ValidationError as exc:
                     raise SettingsError(f"{env_name}: {exc}") from None
         return cls(**values)
+
+    @property
+    def reuse_windows_ms(self) -> tuple[int, ...]:
+        return tuple(parse_duration_ms(w) for w in self.reuse_windows)
+
+    @property
+    def reuse_window_labels(self) -> tuple[str, ...]:
+        return tuple(duration_label(ms) for ms in self.reuse_windows_ms)
 
     @property
     def segment_batch_url(self) -> str:

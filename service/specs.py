@@ -5,6 +5,10 @@ Contract (seed 000): nothing without ``tag.integrations.segment``; nothing when
 only with ``event`` and group only with ``groupId``; screen is not supported. Each message
 gets a deterministic ``messageId`` (so a retried delivery dedupes at Segment), the event's
 time as ``timestamp`` and ``context.library`` naming riskwire.
+
+The risk rides along as flat ``fraud_*`` traits on identify and the same keys in the
+``context`` of page / track / group. riskwire's values are merged last: a website cannot
+set its own fraud score through the tag.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ LIBRARY = {"name": "riskwire", "version": __version__}
 
 class _Message(msgspec.Struct, tag_field="type", rename="camel", omit_defaults=True, kw_only=True):
     message_id: str
-    anonymous_id: str
+    anonymous_id: str | None = None
     user_id: str | None = None
     timestamp: str
     context: dict[str, Any]
@@ -89,10 +93,11 @@ def message_id(scope: str, request_id: str, spec: str) -> str:
     return f"rw-{scope}-h{digest}-{spec}"
 
 
-def build_specs(obs: Observation) -> Specs:
+def build_specs(obs: Observation, fraud: dict[str, Any] | None = None) -> Specs:
     tag = obs.segment
     if tag is None or tag.skip_integration:
         return Specs([], [])
+    fraud = fraud or {}
 
     user_id = tag.identify.user_id if tag.identify else None
     timestamp = iso8601(obs.time)
@@ -110,6 +115,7 @@ def build_specs(obs: Observation) -> Specs:
     skipped: list[Skipped] = []
 
     traits: dict[str, Any] = dict(tag.identify.traits) if tag.identify else {}
+    traits.update(fraud)
     traits["visitorId"] = obs.visitor_id
     if obs.first_seen_at is not None:
         traits["createdAt"] = iso8601(obs.first_seen_at)
@@ -127,6 +133,7 @@ def build_specs(obs: Observation) -> Specs:
         context["requestId"] = obs.request_id
         context = {k: v for k, v in context.items() if v is not None}
         context.update(tag.page.context)
+        context.update(fraud)
         context["library"] = LIBRARY
         properties: dict[str, Any] = {"url": obs.url} if obs.url is not None else {}
         properties.update(tag.page.properties)
@@ -143,7 +150,7 @@ def build_specs(obs: Observation) -> Specs:
         if tag.track.event:
             track = Track(
                 **common("track"),
-                context={"library": LIBRARY},
+                context={**fraud, "library": LIBRARY},
                 event=tag.track.event,
                 properties=dict(tag.track.properties),
             )
@@ -155,7 +162,7 @@ def build_specs(obs: Observation) -> Specs:
         if tag.group.group_id:
             group = Group(
                 **common("group"),
-                context={"library": LIBRARY},
+                context={**fraud, "library": LIBRARY},
                 group_id=tag.group.group_id,
                 traits=dict(tag.group.traits),
             )
@@ -163,6 +170,29 @@ def build_specs(obs: Observation) -> Specs:
         else:
             skipped.append(Skipped("group", "group.groupId is required to send a group spec"))
 
+    return _encoded(built, skipped)
+
+
+def build_ipqs_specs(obs: Observation, user_id: str | None, fraud: dict[str, Any]) -> Specs:
+    """An identify carrying the fraud traits for the user an IPQS result names, if any.
+
+    ``user_id`` is the result's user after identifier hygiene: a placeholder such as
+    ``anonymous`` would merge unrelated Segment profiles, so it sends nothing.
+    """
+    if user_id is None:
+        reason = "the IPQS result names no usable user id (userID custom variable)"
+        return Specs([], [Skipped("identify", reason)])
+    identify = Identify(
+        message_id=message_id(obs.idempotency_scope, obs.request_id, "identify"),
+        user_id=user_id,
+        timestamp=iso8601(obs.time),
+        context={"library": LIBRARY},
+        traits=dict(fraud),
+    )
+    return _encoded([("identify", identify)], [])
+
+
+def _encoded(built: list[tuple[SpecType, SegmentMessage]], skipped: list[Skipped]) -> Specs:
     messages: list[tuple[SpecType, bytes]] = []
     for spec, message in built:
         encoded = _encoder.encode(message)

@@ -1,6 +1,7 @@
 """HTTP controllers, one per resource."""
 
 from service.routes.health import HealthController
+from service.routes.scores import ScoreController
 from service.routes.webhooks import WebhookController
 
-__all__ = ["HealthController", "WebhookController"]
+__all__ = ["HealthController", "ScoreController", "WebhookController"]

@@ -10,8 +10,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, RawBody
 
+from service.auth import SECURITY, require_api_key
 from service.errors import error_responses
-from service.ingest import Ingestor, WebhookAnswer
+from service.ingest import Ingested, Ingestor, WebhookAnswer
 from service.signature import HEADER
 
 
@@ -46,6 +47,24 @@ class WebhookController(Controller):
         ] = None,
     ) -> Response[WebhookAnswer]:
         """Verify, decode, deduplicate and enqueue the Segment specs of one identification event."""
-        result = await ingestor.fingerprint(body, signature)
-        headers = {"riskwire-replayed": "true"} if result.replayed else {}
-        return Response(result.answer, headers=headers)
+        return _answer(await ingestor.fingerprint(body, signature))
+
+    @post(
+        "/ipqs",
+        operation_id="ingestIpqsResult",
+        status_code=200,
+        summary="Ingest an IPQS device fingerprint result (API key required)",
+        guards=[require_api_key],
+        security=SECURITY,
+        responses=error_responses(400, 401, 413, 422, 503),
+    )
+    async def ipqs(
+        self, body: RawBody, ingestor: NamedDependency[Ingestor]
+    ) -> Response[WebhookAnswer]:
+        """Score an IPQS result, feed its device and user into reuse signals, identify its user."""
+        return _answer(await ingestor.ipqs(body))
+
+
+def _answer(result: Ingested) -> Response[WebhookAnswer]:
+    headers = {"riskwire-replayed": "true"} if result.replayed else {}
+    return Response(result.answer, headers=headers)

@@ -1,0 +1,27 @@
+"""API-key guard: ``Authorization: Bearer <key>``, keys from ``RISKWIRE_API_KEYS``."""
+
+from __future__ import annotations
+
+import hmac
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from service.errors import Unauthorized
+from service.settings import Settings
+
+SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
+
+
+def require_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    settings: Settings = connection.app.state.settings
+    scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
+    presented = token.strip().encode()
+    matched = False
+    # No early exit: the time taken does not depend on which key (if any) matched.
+    for key in settings.api_keys:
+        matched |= hmac.compare_digest(presented, key.reveal().encode())
+    if scheme.lower() != "bearer" or not presented or not matched:
+        raise Unauthorized(
+            "missing or invalid API key (Authorization: Bearer <key>)", field="Authorization"
+        )

@@ -1,0 +1,189 @@
+"""The synchronous score API for checkout backends, and the visitor lookup for analysts."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Annotated, Any
+
+import msgspec
+
+from service.decode import decode_fingerprint, from_ipqs
+from service.errors import InvalidPayload, NotFound, RiskwireError
+from service.history import HistoryEntry, Memory, Stage
+from service.ipqs import IpqsResult
+from service.model import Reason
+from service.observation import Observation
+from service.reuse import RELATIONS, EntityRefs, ReuseStore
+from service.scoring import Assessment, Scorer
+from service.specs import iso8601
+
+log = logging.getLogger("riskwire.checkout")
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+_encoder = msgspec.json.Encoder()
+
+
+class ScoreRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """Score a visitor now. At least one of requestId, visitorId, event or ipqs is needed."""
+
+    request_id: Id | None = None
+    visitor_id: Id | None = None
+    user_id: Id | None = None
+    email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
+    ip: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    ipqs: IpqsResult | None = None
+    event: dict[str, Any] | None = None
+
+
+class ScoreResponse(msgspec.Struct, rename="camel", kw_only=True):
+    request_id: str | None
+    visitor_id: str | None
+    score: int
+    level: str
+    action: str
+    reasons: list[Reason]
+    signals: dict[str, Any]
+    model_version: str
+
+
+class VisitorView(msgspec.Struct, rename="camel", kw_only=True):
+    visitor_id: str
+    first_seen_at: str | None
+    counts: dict[str, dict[str, int]]
+    recent_scores: list[HistoryEntry]
+
+
+class ScoreService:
+    def __init__(
+        self,
+        *,
+        scorer: Scorer,
+        store: ReuseStore,
+        memory: Memory,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._scorer = scorer
+        self._store = store
+        self._memory = memory
+        self._clock = clock
+
+    async def score(self, request: ScoreRequest) -> tuple[ScoreResponse, list[Stage]]:
+        """The answer, and the writes to make once it is sent (history, stored observation)."""
+        now = self._clock()
+        if request.ip is not None:
+            try:
+                ipaddress.ip_address(request.ip)
+            except ValueError:
+                raise InvalidPayload("not an IP address", field="$.ip") from None
+        obs, stored = await self._resolve(request, now)
+        changes: dict[str, Any] = {}
+        if request.user_id is not None:
+            changes["user_id"] = request.user_id
+        if request.email is not None:
+            changes["email"] = request.email
+        if request.ip is not None:
+            changes["ip"] = request.ip
+        if request.ipqs is not None and obs.source != "ipqs":
+            changes["ipqs"] = from_ipqs(request.ipqs, now).ipqs
+        if changes:
+            obs = msgspec.structs.replace(obs, **changes)
+        assessment = await self._scorer.assess(obs, now=now, count_event=bool(obs.request_id))
+        stages: list[Stage] = []
+        if obs.request_id and not stored:
+            stages.append(partial(self._memory.stage_observation, obs=obs))
+        if assessment.refs.device is not None and obs.request_id:
+            entry = self._scorer.history_entry(obs, assessment)
+            stages.append(
+                partial(self._memory.stage_history, device=assessment.refs.device, entry=entry)
+            )
+        return self._answer(obs, assessment), stages
+
+    async def _resolve(self, request: ScoreRequest, now: datetime) -> tuple[Observation, bool]:
+        """The observation to score, and whether it came from what Redis holds."""
+        if request.event is not None:
+            try:
+                obs = decode_fingerprint(_encoder.encode(request.event))
+            except RiskwireError as exc:
+                field = "$.event" + (exc.field or "$")[1:]
+                raise type(exc)(exc.message, field=field) from None
+            if request.request_id is not None and request.request_id != obs.request_id:
+                raise InvalidPayload(
+                    "requestId differs from the inline event's request id", field="$.requestId"
+                )
+            return obs, False
+        if request.request_id is not None:
+            stored = await self._memory.observation("fp", request.request_id)
+            if stored is None:
+                raise NotFound(
+                    f"unknown requestId {request.request_id!r}: no webhook for it arrived (or it "
+                    "expired); send the Fingerprint event inline as `event`",
+                    field="$.requestId",
+                )
+            if request.visitor_id is not None and request.visitor_id != stored.visitor_id:
+                raise InvalidPayload(
+                    "visitorId differs from the stored event's visitor", field="$.visitorId"
+                )
+            return stored, True
+        if request.ipqs is not None and request.visitor_id is None:
+            return from_ipqs(request.ipqs, now), False
+        if request.visitor_id is not None:
+            return Observation(
+                source="api", request_id="", visitor_id=request.visitor_id, time=now
+            ), False
+        raise InvalidPayload(
+            "nothing to score: give requestId, visitorId, event or ipqs", field="$"
+        )
+
+    def _answer(self, obs: Observation, assessment: Assessment) -> ScoreResponse:
+        risk = assessment.risk
+        signals: dict[str, Any] = dict(self._scorer.key_counts(assessment.reuse))
+        for feature, value in zip(self._scorer.spec.features, assessment.features, strict=True):
+            if feature.kind.startswith("flag:") and value:
+                signals[feature.name] = True
+        if obs.ipqs is not None and obs.ipqs.fraud_chance is not None:
+            signals["ipqs_fraud_chance"] = obs.ipqs.fraud_chance
+        if obs.confidence is not None:
+            signals["confidence"] = obs.confidence
+        return ScoreResponse(
+            request_id=obs.request_id or None,
+            visitor_id=obs.visitor_id,
+            score=risk.score,
+            level=risk.level,
+            action=risk.action,
+            reasons=risk.reasons,
+            signals=signals,
+            model_version=risk.model_version,
+        )
+
+    async def record(self, stages: list[Stage]) -> None:
+        """After the response: history is a convenience, so a failure is logged, not raised."""
+        try:
+            await self._memory.run(*stages)
+        except Exception as exc:
+            log.warning("could not record score history: %s", type(exc).__name__)
+
+    async def visitor(self, visitor_id: str) -> VisitorView:
+        await self._scorer.policy.ready()
+        device = self._scorer.policy.device("fp", visitor_id)
+        if device is None:
+            raise InvalidPayload("not a usable visitor id", field="visitorId")
+        now_ms = int(self._clock().timestamp() * 1000)
+        reuse = await self._store.observe(EntityRefs(device=device), now_ms, write=False)
+        labels = self._scorer.spec.window_labels
+        counts = {
+            name: dict(zip(labels, reuse.counts[name], strict=True))
+            for name, _, _ in RELATIONS["device"]
+        }
+        first = reuse.device_first_seen_ms
+        return VisitorView(
+            visitor_id=visitor_id,
+            first_seen_at=iso8601(datetime.fromtimestamp(first / 1000, tz=UTC))
+            if first is not None
+            else None,
+            counts=counts,
+            recent_scores=await self._memory.recent(device),
+        )

@@ -1,0 +1,179 @@
+"""The feature specification: one ordered list of (name, meaning, transform), shared by
+serving, batch rescoring and training so the model and the server cannot disagree.
+
+Inputs are an Observation, its reuse snapshot and the IPQS signals joined to it. Every
+feature is a float where 0 means "nothing suspicious known"; unknown signals are 0, so a
+missing product never reads as risk (nor as a clean bill: the model has no evidence either
+way). Reuse counts enter as ``log1p(count - 1)``: the first value is normal, every extra
+distinct user / device / IP adds less than the one before.
+
+The spec's hash covers names, meanings and transform kinds; a model artifact records the
+hash it was trained on, and the server refuses one that does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from datetime import datetime
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from service.observation import IpqsSignals, Observation
+from service.reuse import RELATION_NAMES, ReuseSnapshot
+
+FEATURE_SPEC_VERSION = "1"
+DAY_MS = 86_400_000
+
+
+class FeatureInput(msgspec.Struct, frozen=True):
+    obs: Observation
+    reuse: ReuseSnapshot
+    ipqs: IpqsSignals | None
+    now: datetime
+
+
+class Feature(msgspec.Struct, frozen=True):
+    name: str
+    meaning: str
+    kind: str  # how the value is derived; part of the spec hash
+    compute: Callable[[FeatureInput], float]
+
+    @property
+    def reason_code(self) -> str:
+        return self.name.upper()
+
+
+def _flag(value: bool | None) -> float:
+    return 1.0 if value else 0.0
+
+
+def _signal(name: str, meaning: str) -> Feature:
+    return Feature(
+        name, meaning, f"flag:signals.{name}", lambda f: _flag(getattr(f.obs.signals, name))
+    )
+
+
+def _low_confidence(f: FeatureInput) -> float:
+    if f.obs.confidence is not None:
+        return min(max(1.0 - f.obs.confidence, 0.0), 1.0)
+    if f.ipqs is not None and f.ipqs.guid_confidence is not None:
+        return 1.0 - f.ipqs.guid_confidence / 100
+    return 0.0
+
+
+def _device_newness(f: FeatureInput) -> float:
+    known = [int(f.obs.first_seen_at.timestamp() * 1000)] if f.obs.first_seen_at else []
+    if f.reuse.device_first_seen_ms is not None:
+        known.append(f.reuse.device_first_seen_ms)
+    if not known:
+        return 0.0
+    age_days = max(0.0, (f.now.timestamp() * 1000 - min(known)) / DAY_MS)
+    return 1.0 / (1.0 + age_days)
+
+
+def _reuse(relation: str, window: int, label: str) -> Feature:
+    def compute(f: FeatureInput) -> float:
+        return math.log1p(max(f.reuse.counts[relation][window] - 1, 0))
+
+    name = f"{relation}_{label}"
+    meaning = f"distinct {relation.replace('_per_', ' per ')} in the last {label}, log1p(n - 1)"
+    return Feature(name, meaning, f"reuse:{relation}:{label}", compute)
+
+
+class FeatureSpec:
+    def __init__(self, window_labels: tuple[str, ...]) -> None:
+        self.window_labels = window_labels
+        self.features: tuple[Feature, ...] = (
+            Feature(
+                "low_confidence",
+                "1 - identification confidence (Fingerprint score, else IPQS guid_confidence)",
+                "confidence",
+                _low_confidence,
+            ),
+            Feature(
+                "visitor_not_found",
+                "Fingerprint has never seen this visitor before",
+                "flag:visitor_found=false",
+                lambda f: 1.0 if f.obs.visitor_found is False else 0.0,
+            ),
+            Feature(
+                "incognito",
+                "private / incognito browsing",
+                "flag:incognito",
+                lambda f: _flag(f.obs.incognito),
+            ),
+            _signal("vpn", "VPN detected"),
+            _signal("vpn_timezone_mismatch", "VPN: browser timezone differs from the IP's"),
+            _signal("vpn_public", "IP of a public VPN provider"),
+            _signal("relay", "privacy relay (iCloud Private Relay and the like)"),
+            _signal("proxy", "proxy detected"),
+            _signal("tor", "Tor exit node"),
+            _signal("bot", "bad bot (automation tool) detected"),
+            _signal("tampering", "browser tampering detected"),
+            _signal("anti_detect_browser", "anti-detect browser detected"),
+            _signal("datacenter", "IP of a hosting / datacenter network"),
+            _signal("ip_blocklist", "IP on a spam or attack blocklist"),
+            _signal("attack_source", "IP is a known attack source"),
+            _signal("virtual_machine", "running in a virtual machine"),
+            _signal("privacy_settings", "privacy-focused browser settings"),
+            _signal("location_spoofing", "location spoofing detected"),
+            _signal("high_activity", "high-activity device"),
+            _signal("developer_tools", "developer tools open"),
+            _signal("emulator", "mobile emulator"),
+            _signal("replayed", "the identification request was replayed"),
+            Feature(
+                "suspect_score",
+                "Fingerprint Suspect Score / 100, capped at 1",
+                "suspect_score/100",
+                lambda f: min((f.obs.signals.suspect_score or 0) / 100, 1.0),
+            ),
+            Feature(
+                "ipqs_fraud_chance",
+                "IPQS fraud_chance / 100 (own or joined result)",
+                "ipqs.fraud_chance/100",
+                lambda f: (f.ipqs.fraud_chance or 0) / 100 if f.ipqs else 0.0,
+            ),
+            Feature(
+                "ipqs_recent_abuse",
+                "IPQS: recent verified abuse",
+                "flag:ipqs.recent_abuse",
+                lambda f: _flag(f.ipqs.recent_abuse) if f.ipqs else 0.0,
+            ),
+            Feature(
+                "ipqs_bot_status",
+                "IPQS: bot or spoofed device",
+                "flag:ipqs.bot_status",
+                lambda f: _flag(f.ipqs.bot_status) if f.ipqs else 0.0,
+            ),
+            Feature(
+                "ipqs_lookup_failed",
+                "an IPQS lookup was made and failed (blocked scripts, tampering)",
+                "flag:ipqs.success=false",
+                lambda f: 1.0 if f.ipqs is not None and not f.ipqs.success else 0.0,
+            ),
+            Feature(
+                "device_newness",
+                "1 / (1 + device age in days), age from the earliest first-seen known",
+                "1/(1+age_days)",
+                _device_newness,
+            ),
+            *(
+                _reuse(relation, index, label)
+                for relation in RELATION_NAMES
+                for index, label in enumerate(window_labels)
+            ),
+        )
+        self.names: tuple[str, ...] = tuple(f.name for f in self.features)
+        described = "\n".join(f"{f.name}\t{f.kind}\t{f.meaning}" for f in self.features)
+        self.hash = hashlib.sha256(f"{FEATURE_SPEC_VERSION}\n{described}".encode()).hexdigest()
+        self.version = FEATURE_SPEC_VERSION
+
+    def vector(self, item: FeatureInput) -> npt.NDArray[np.float64]:
+        return np.fromiter((f.compute(item) for f in self.features), np.float64, len(self.features))
+
+    def __len__(self) -> int:
+        return len(self.features)

@@ -1,0 +1,223 @@
+"""Device-reuse signals: windowed distinct counts held in Redis.
+
+Three entities, each with its own hash-tagged keys so one script call touches one cluster
+slot: the device (``{d:…}``), the user (``{u:…}``, the user id or else the email) and the IP
+(``{i:…}``). Each relation is a sorted set of hashed members scored by the time they were
+last seen (the request-id set keeps the first time), trimmed by time (older than the widest
+window) and by rank (``cap`` newest kept), with a TTL of the widest window.
+
+A count over window ``w`` at time ``t`` is the number of members last seen at or after
+``t - w``. Adding a member that is already there changes nothing, so a redelivered request
+counts once. ``reuse_memory.py`` implements the same definition for batch rescoring.
+
+The three calls go in one pipeline: one round trip per observation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, cast
+
+import msgspec
+from redis.asyncio import Redis
+
+from service.keys import Keys
+
+Entity = Literal["device", "user", "ip"]
+Mode = Literal["gt", "nx"]
+
+# (relation name, member kind, ZADD mode). Order is part of the feature specification.
+RELATIONS: dict[Entity, tuple[tuple[str, str, Mode], ...]] = {
+    "device": (
+        ("users_per_device", "user", "gt"),
+        ("emails_per_device", "email", "gt"),
+        ("ips_per_device", "ip", "gt"),
+        ("countries_per_device", "country", "gt"),
+        ("linked_ids_per_device", "linked", "gt"),
+        ("events_per_device", "event", "nx"),
+    ),
+    "user": (
+        ("devices_per_user", "device", "gt"),
+        ("ips_per_user", "ip", "gt"),
+        ("events_per_user", "event", "nx"),
+    ),
+    "ip": (
+        ("devices_per_ip", "device", "gt"),
+        ("users_per_ip", "user", "gt"),
+        ("events_per_ip", "event", "nx"),
+    ),
+}
+ENTITIES: tuple[Entity, ...] = ("device", "user", "ip")
+RELATION_NAMES: tuple[str, ...] = tuple(name for rels in RELATIONS.values() for name, _, _ in rels)
+IPQS_FIELD = "ipqs"
+
+_OBSERVE = """
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local cap = tonumber(ARGV[3])
+local write = ARGV[4] == '1'
+local nw = tonumber(ARGV[5])
+local windows = {}
+for i = 1, nw do windows[i] = tonumber(ARGV[5 + i]) end
+local horizon = now - windows[nw]
+local n = #KEYS - 1
+local meta = KEYS[#KEYS]
+local base = 5 + nw
+local out = {}
+local touched = false
+for k = 1, n do
+  local key = KEYS[k]
+  if write then
+    local member = ARGV[base + 2 * k - 1]
+    if member ~= '' then
+      local mode = 'GT'
+      if ARGV[base + 2 * k] == 'nx' then mode = 'NX' end
+      redis.call('ZADD', key, mode, now, member)
+      touched = true
+    end
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. horizon)
+    local size = redis.call('ZCARD', key)
+    if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
+    if size > 0 then redis.call('PEXPIRE', key, ttl) end
+  end
+  for w = 1, nw do
+    out[#out + 1] = redis.call('ZCOUNT', key, now - windows[w], '+inf')
+  end
+end
+local p = base + 2 * n
+local blob_field, blob_value, blob_age = ARGV[p + 1], ARGV[p + 2], tonumber(ARGV[p + 3])
+if write and touched then
+  local first = redis.call('HGET', meta, 'first')
+  if not first or now < tonumber(first) then redis.call('HSET', meta, 'first', now) end
+  if blob_value ~= '' then
+    redis.call('HSET', meta, blob_field, blob_value, blob_field .. ':at', now)
+  end
+  redis.call('PEXPIRE', meta, ttl)
+end
+local first = redis.call('HGET', meta, 'first')
+if first then out[#out + 1] = tonumber(first) else out[#out + 1] = -1 end
+local blob = false
+if blob_field ~= '' then
+  local at = redis.call('HGET', meta, blob_field .. ':at')
+  if at and tonumber(at) >= now - blob_age and tonumber(at) <= now then
+    blob = redis.call('HGET', meta, blob_field)
+  end
+end
+out[#out + 1] = blob
+return out
+"""
+
+
+class EntityRefs(msgspec.Struct, frozen=True, kw_only=True):
+    """Hashed identifiers of one observation; None = absent or blocked."""
+
+    device: str | None = None
+    user: str | None = None
+    email: str | None = None
+    ip: str | None = None
+    country: str | None = None
+    linked: str | None = None
+    event: str | None = None
+
+    def member(self, kind: str) -> str | None:
+        value: str | None = getattr(self, kind)
+        return value
+
+    def entity_id(self, entity: Entity) -> str | None:
+        if entity == "user":
+            return self.user or self.email
+        return self.device if entity == "device" else self.ip
+
+
+class ReuseSnapshot(msgspec.Struct, frozen=True):
+    """Counts per relation (one per window, narrowest first), device first-seen, joined IPQS."""
+
+    counts: dict[str, tuple[int, ...]]
+    device_first_seen_ms: int | None = None
+    ipqs_blob: bytes | None = None
+
+
+class ReuseStore:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        windows_ms: Sequence[int],
+        cap: int,
+        ipqs_window_ms: int,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._windows = tuple(windows_ms)
+        self._cap = cap
+        self._ipqs_window_ms = ipqs_window_ms
+        self._script = redis.register_script(_OBSERVE)
+
+    @property
+    def windows_ms(self) -> tuple[int, ...]:
+        return self._windows
+
+    async def observe(
+        self,
+        refs: EntityRefs,
+        now_ms: int,
+        *,
+        write: bool = True,
+        ipqs_blob: bytes | None = None,
+    ) -> ReuseSnapshot:
+        """Record ``refs`` at ``now_ms`` (unless ``write`` is False) and read every count back."""
+        calls: list[Entity] = []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entity in ENTITIES:
+                entity_id = refs.entity_id(entity)
+                if entity_id is None:
+                    continue
+                calls.append(entity)
+                keys, args = self._call(entity, entity_id, refs, now_ms, write, ipqs_blob)
+                await self._script(keys=keys, args=args, client=pipe)
+            replies = await pipe.execute() if calls else []
+        counts = {name: (0,) * len(self._windows) for name in RELATION_NAMES}
+        first_seen: int | None = None
+        blob: bytes | None = None
+        width = len(self._windows)
+        for entity, reply in zip(calls, replies, strict=True):
+            values = cast(list[int | bytes | None], reply)
+            for index, (name, _, _) in enumerate(RELATIONS[entity]):
+                window_counts = values[index * width : (index + 1) * width]
+                counts[name] = tuple(v if isinstance(v, int) else 0 for v in window_counts)
+            marker = values[-2]
+            if entity == "device" and isinstance(marker, int) and marker >= 0:
+                first_seen = marker
+            if entity == "user" and isinstance(values[-1], bytes):
+                blob = values[-1]
+        return ReuseSnapshot(counts, first_seen, blob)
+
+    def _call(
+        self,
+        entity: Entity,
+        entity_id: str,
+        refs: EntityRefs,
+        now_ms: int,
+        write: bool,
+        ipqs_blob: bytes | None,
+    ) -> tuple[list[str], list[str | int | bytes]]:
+        relations = RELATIONS[entity]
+        # Within an entity the member kind names the relation: short keys, less memory.
+        keys = [self._keys.entity(entity, entity_id, kind) for _, kind, _ in relations]
+        keys.append(self._keys.entity(entity, entity_id, "meta"))
+        args: list[str | int | bytes] = [
+            now_ms,
+            self._windows[-1],
+            self._cap,
+            "1" if write else "0",
+            len(self._windows),
+            *self._windows,
+        ]
+        for _, kind, mode in relations:
+            args += [refs.member(kind) or "", mode]
+        # IPQS results are joined through the user: stored on, and read from, the user entity.
+        blob_field = IPQS_FIELD if entity == "user" else ""
+        blob_value = ipqs_blob if (entity == "user" and ipqs_blob) else b""
+        args += [blob_field, blob_value, self._ipqs_window_ms]
+        return keys, args

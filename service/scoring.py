@@ -1,0 +1,128 @@
+"""Observation → reuse signals (one Redis round trip) → features → model → ``Risk``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from service.features import FeatureInput, FeatureSpec
+from service.history import HistoryEntry
+from service.identifiers import IdentifierPolicy
+from service.lists import AccessLists
+from service.model import LinearModel, Reason, Risk, Thresholds
+from service.observation import IpqsSignals, Observation
+from service.reuse import EntityRefs, ReuseSnapshot, ReuseStore
+from service.specs import iso8601
+
+_ipqs_encoder = msgspec.msgpack.Encoder()
+_ipqs_decoder = msgspec.msgpack.Decoder(IpqsSignals)
+
+# The reuse counts surfaced as traits / signals (the rest stay model inputs).
+KEY_RELATIONS = ("users_per_device", "devices_per_user", "ips_per_device", "devices_per_ip")
+
+
+class Assessment(msgspec.Struct, frozen=True):
+    risk: Risk
+    refs: EntityRefs
+    reuse: ReuseSnapshot
+    features: npt.NDArray[np.float64]
+    scored_at: datetime
+
+
+class Scorer:
+    def __init__(
+        self,
+        *,
+        policy: IdentifierPolicy,
+        store: ReuseStore,
+        spec: FeatureSpec,
+        model: LinearModel,
+        thresholds: Thresholds,
+        lists: AccessLists,
+    ) -> None:
+        self._policy = policy
+        self._store = store
+        self.spec = spec
+        self.model = model
+        self.thresholds = thresholds
+        self._lists = lists
+
+    @property
+    def policy(self) -> IdentifierPolicy:
+        return self._policy
+
+    def refs(self, obs: Observation, *, count_event: bool = True) -> EntityRefs:
+        policy = self._policy
+        return EntityRefs(
+            device=policy.device(obs.device_kind, obs.visitor_id),
+            user=policy.user(obs.user_id),
+            email=policy.email(obs.email),
+            ip=policy.ip(obs.ip),
+            country=obs.country.upper() if obs.country and len(obs.country) == 2 else None,
+            linked=policy.linked(obs.linked_id),
+            event=policy.request(obs.idempotency_scope, obs.request_id) if count_event else None,
+        )
+
+    async def assess(
+        self, obs: Observation, *, now: datetime | None = None, count_event: bool = True
+    ) -> Assessment:
+        """Record the observation's identifiers, read the counts back, and score."""
+        await self._policy.ready()
+        moment = now or obs.time
+        blob = _ipqs_encoder.encode(obs.ipqs) if obs.source == "ipqs" and obs.ipqs else None
+        refs = self.refs(obs, count_event=count_event)
+        reuse = await self._store.observe(refs, int(moment.timestamp() * 1000), ipqs_blob=blob)
+        ipqs = obs.ipqs
+        if ipqs is None and reuse.ipqs_blob is not None:
+            ipqs = _ipqs_decoder.decode(reuse.ipqs_blob)
+        features = self.spec.vector(FeatureInput(obs, reuse, ipqs, moment))
+        listed = self._lists.match(obs.visitor_id, obs.user_id, obs.ip)
+        if listed is not None:
+            risk = Risk(
+                score=0 if listed.allow else 100,
+                level="low" if listed.allow else "high",
+                action="allow" if listed.allow else "block",
+                reasons=[Reason(listed.code, 0.0)],
+                model_version=self.model.version,
+            )
+        else:
+            risk = self.model.risk(features, self.thresholds)
+        return Assessment(risk, refs, reuse, features, datetime.now(UTC))
+
+    def key_counts(self, reuse: ReuseSnapshot) -> dict[str, int]:
+        return {
+            f"{relation}_{label}": reuse.counts[relation][index]
+            for relation in KEY_RELATIONS
+            for index, label in enumerate(self.spec.window_labels)
+        }
+
+    def history_entry(self, obs: Observation, assessment: Assessment) -> HistoryEntry:
+        risk = assessment.risk
+        return HistoryEntry(
+            request_id=obs.request_id,
+            source=obs.source,
+            time=obs.time,
+            score=risk.score,
+            level=risk.level,
+            action=risk.action,
+            reasons=[reason.code for reason in risk.reasons],
+            model_version=risk.model_version,
+        )
+
+    def traits(self, assessment: Assessment, prefix: str) -> dict[str, Any]:
+        """The flat, destination-friendly traits riskwire adds to Segment specs."""
+        risk = assessment.risk
+        traits: dict[str, Any] = {
+            "score": risk.score,
+            "level": risk.level,
+            "action": risk.action,
+            "reasons": [reason.code for reason in risk.reasons],
+            **self.key_counts(assessment.reuse),
+            "scored_at": iso8601(assessment.scored_at),
+            "model_version": risk.model_version,
+        }
+        return {prefix + name: value for name, value in traits.items()}
