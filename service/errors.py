@@ -130,18 +130,28 @@ def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody
     if status == 413:
         detail = PayloadTooLarge("request body exceeds the configured limit").detail()
     elif isinstance(exc, ValidationException):
-        detail = ErrorDetail(400, "invalid_request", exc.detail, _first_key(exc.extra))
+        message, field = _validation_detail(exc.extra)
+        detail = ErrorDetail(400, "invalid_request", message or exc.detail, field)
     else:
-        code = "internal_error" if status >= 500 else f"http_{status}"
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        code = "internal_error" if status >= 500 else codes.get(status, f"http_{status}")
         detail = ErrorDetail(status, code, exc.detail)
     return _respond(request, detail)
 
 
-def _first_key(extra: object) -> str | None:
-    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
-        key = extra[0].get("key")
-        return str(key) if key is not None else None
-    return None
+def _validation_detail(extra: object) -> tuple[str | None, str | None]:
+    """Litestar's first validation problem as (message, field): body fields as JSON paths."""
+    if not (isinstance(extra, list) and extra and isinstance(extra[0], dict)):
+        return None, None
+    problem = extra[0]
+    message = problem.get("message")
+    key = problem.get("key")
+    field: str | None
+    if problem.get("source") == "body":
+        field = "$" if key in (None, "data") else f"$.{key}"
+    else:
+        field = None if key is None else str(key)
+    return (str(message) if message else None), field
 
 
 def _redis(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:

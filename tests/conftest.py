@@ -72,4 +72,6 @@ def settings(redis_url: str, prefix: str, tmp_path: Path, segment: SegmentReceiv
         forwarder_block_ms=50,
         retry_base_s=0.01,
         retry_cap_s=0.2,
+        api_keys=(Secret("checkout-key"),),
+        hash_key=Secret("test-hash-key-of-some-length"),
     )

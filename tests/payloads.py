@@ -52,3 +52,24 @@ def v4(segment: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any
 
 def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body).encode()
+
+
+def clean_v3(
+    request_id: str,
+    visitor: str = "VisitorClean000000001",
+    user: str | None = None,
+    at: str = "2026-11-01T12:00:00Z",
+    ip: str = "198.51.100.7",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """The v3 fixture turned into a clean, confident, returning visitor."""
+    segment: dict[str, Any] = {"identify": {"userId": user}} if user else {}
+    body = v3(segment, requestId=request_id, visitorId=visitor, time=at, ip=ip)
+    body["bot"] = {"result": "notDetected"}
+    body["proxy"] = {"result": False}
+    body["locationSpoofing"] = {"result": False}
+    body["ipInfo"]["v4"]["datacenter"] = {"result": False, "name": ""}
+    body["confidence"] = {"score": 0.99}
+    body["firstSeenAt"] = {"global": "2025-06-01T10:00:00Z", "subscription": "2025-06-01T10:00:00Z"}
+    body.update(overrides)
+    return body

@@ -1,0 +1,145 @@
+"""Reuse signals on a real Redis: windows, caps, TTLs, idempotency, hashing, cluster slots."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+from redis.crc import key_slot
+
+from service.identifiers import IdentifierPolicy
+from service.keys import Keys
+from service.reuse import EntityRefs, ReuseStore
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+T0 = 1_790_000_000_000  # the clock these tests move by hand
+WINDOWS = (HOUR, DAY, 30 * DAY)
+
+
+@pytest.fixture
+async def store(redis_client: Redis, prefix: str) -> AsyncIterator[ReuseStore]:
+    yield ReuseStore(redis_client, Keys(prefix), windows_ms=WINDOWS, cap=5, ipqs_window_ms=HOUR)
+
+
+async def test_windows_expire_as_the_clock_moves(store: ReuseStore) -> None:
+    for i in range(3):
+        await store.observe(EntityRefs(device="D", user=f"u{i}", event=f"e{i}"), T0 + i * 60_000)
+    snap = await store.observe(EntityRefs(device="D"), T0 + 3 * 60_000, write=False)
+    assert snap.counts["users_per_device"] == (3, 3, 3)
+    assert snap.counts["events_per_device"] == (3, 3, 3)
+    # Two hours later the 1 h window is empty, the 24 h and 30 d ones are not.
+    snap = await store.observe(EntityRefs(device="D"), T0 + 2 * HOUR, write=False)
+    assert snap.counts["users_per_device"] == (0, 3, 3)
+    # A user seen again later is counted at its latest time (last seen).
+    await store.observe(EntityRefs(device="D", user="u0", event="e9"), T0 + 2 * HOUR)
+    snap = await store.observe(EntityRefs(device="D"), T0 + 2 * HOUR, write=False)
+    assert snap.counts["users_per_device"] == (1, 3, 3)
+    snap = await store.observe(EntityRefs(device="D"), T0 + 31 * DAY, write=False)
+    assert snap.counts["users_per_device"] == (0, 0, 0)
+
+
+async def test_members_older_than_the_widest_window_are_trimmed(
+    store: ReuseStore, redis_client: Redis, prefix: str
+) -> None:
+    await store.observe(EntityRefs(device="D", user="old"), T0)
+    await store.observe(EntityRefs(device="D", user="new"), T0 + 31 * DAY)
+    members = await redis_client.zrange(Keys(prefix).entity("device", "D", "user"), 0, -1)
+    assert members == [b"new"]
+
+
+async def test_cap_keeps_the_newest_members(
+    store: ReuseStore, redis_client: Redis, prefix: str
+) -> None:
+    for i in range(12):
+        snap = await store.observe(EntityRefs(device="D", ip=f"ip{i}"), T0 + i)
+    assert snap.counts["ips_per_device"] == (5, 5, 5)
+    members = await redis_client.zrange(Keys(prefix).entity("device", "D", "ip"), 0, -1)
+    assert members == [f"ip{i}".encode() for i in range(7, 12)]
+
+
+async def test_a_redelivered_request_counts_once(store: ReuseStore) -> None:
+    refs = EntityRefs(device="D", user="u", ip="I", event="same-request")
+    first = await store.observe(refs, T0)
+    again = await store.observe(refs, T0)
+    assert again.counts == first.counts
+    assert again.counts["events_per_device"] == (1, 1, 1)
+    assert again.counts["events_per_ip"] == (1, 1, 1)
+
+
+async def test_every_key_has_a_ttl_and_one_call_stays_in_one_slot(
+    store: ReuseStore, redis_client: Redis, prefix: str
+) -> None:
+    refs = EntityRefs(device="D", user="U", email="E", ip="I", country="FR", linked="L", event="R")
+    await store.observe(refs, T0, ipqs_blob=b"x")
+    keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:*")]
+    assert len(keys) == 7 + 4 + 4  # device: 6 relations + meta; user: 3 + meta; ip: 3 + meta
+    for key in keys:
+        assert 0 < await redis_client.pttl(key) <= 30 * DAY
+    by_entity: dict[str, set[int]] = {}
+    for key in keys:
+        tag = key.decode().split("{")[1].split("}")[0]
+        by_entity.setdefault(tag, set()).add(key_slot(key))
+    assert set(by_entity) == {"d:D", "u:U", "i:I"}
+    assert all(len(slots) == 1 for slots in by_entity.values())
+
+
+async def test_reads_do_not_write(store: ReuseStore, redis_client: Redis, prefix: str) -> None:
+    snap = await store.observe(EntityRefs(device="D", user="U", ip="I"), T0, write=False)
+    assert all(counts == (0, 0, 0) for counts in snap.counts.values())
+    assert [k async for k in redis_client.scan_iter(match=f"{prefix}:*")] == []
+
+
+async def test_ipqs_blob_joins_within_its_window_only(store: ReuseStore) -> None:
+    await store.observe(EntityRefs(user="U", event="ipqs-1"), T0, ipqs_blob=b"signals")
+    soon = await store.observe(EntityRefs(user="U", device="D"), T0 + HOUR - 1)
+    assert soon.ipqs_blob == b"signals"
+    late = await store.observe(EntityRefs(user="U", device="D"), T0 + HOUR + 1)
+    assert late.ipqs_blob is None
+
+
+async def test_email_stands_in_for_a_missing_user(store: ReuseStore) -> None:
+    for device in ("D1", "D2"):
+        snap = await store.observe(EntityRefs(device=device, email="E"), T0)
+    assert snap.counts["devices_per_user"] == (2, 2, 2)
+    assert snap.counts["emails_per_device"] == (1, 1, 1)
+
+
+async def test_device_first_seen_is_the_earliest(store: ReuseStore) -> None:
+    await store.observe(EntityRefs(device="D", event="b"), T0 + DAY)
+    await store.observe(EntityRefs(device="D", event="a"), T0)  # arrives late, happened first
+    snap = await store.observe(EntityRefs(device="D"), T0 + DAY, write=False)
+    assert snap.device_first_seen_ms == T0
+
+
+async def test_hashed_identifiers_leave_no_raw_value_in_redis(
+    redis_client: Redis, prefix: str
+) -> None:
+    policy = IdentifierPolicy(b"secret-key" * 3)
+    store = ReuseStore(redis_client, Keys(prefix), windows_ms=WINDOWS, cap=100, ipqs_window_ms=HOUR)
+    raw = {
+        "device": "visitor-AbCdEf123",
+        "user": "user-42-private",
+        "email": "jane.doe@example.com",
+        "ip": "203.0.113.77",
+        "linked": "order-99-linked",
+    }
+    refs = EntityRefs(
+        device=policy.device("fp", raw["device"]),
+        user=policy.user(raw["user"]),
+        email=policy.email(raw["email"]),
+        ip=policy.ip(raw["ip"]),
+        linked=policy.linked(raw["linked"]),
+        event=policy.request("fp", "request-1"),
+    )
+    await store.observe(refs, T0)
+    dump = b""
+    async for key in redis_client.scan_iter(match=f"{prefix}:*"):
+        # DUMP serialises whatever the key holds, members and hash fields alike.
+        serialised = await redis_client.dump(key)
+        assert serialised is not None
+        dump += key + serialised
+    assert dump  # something was written
+    for value in [*raw.values(), "request-1", "jane.doe", "203.0.113"]:
+        assert value.encode() not in dump

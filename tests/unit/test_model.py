@@ -1,0 +1,129 @@
+"""The feature spec, the JSON model artifact and the reasons it gives."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from service.app import DEFAULT_MODEL
+from service.baseline_model import BASELINE_WINDOWS, build_baseline
+from service.features import FeatureInput, FeatureSpec
+from service.model import LinearModel, ModelError, Risk, Thresholds, save_artifact
+from service.observation import IpqsSignals, Observation, Signals
+from service.reuse import RELATION_NAMES, ReuseSnapshot
+
+SPEC = FeatureSpec(BASELINE_WINDOWS)
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+MODEL = LinearModel.load(DEFAULT_MODEL, SPEC)
+THRESHOLDS = MODEL.artifact.thresholds
+
+
+def reuse(**counts: tuple[int, ...]) -> ReuseSnapshot:
+    base: dict[str, tuple[int, ...]] = {name: (1, 1, 1) for name in RELATION_NAMES}
+    base.update(counts)
+    return ReuseSnapshot(base, device_first_seen_ms=int(NOW.timestamp() * 1000) - 400 * 86_400_000)
+
+
+def obs(**changes: object) -> Observation:
+    base = Observation(
+        source="fingerprint_v3",
+        request_id="r",
+        visitor_id="v",
+        time=NOW,
+        visitor_found=True,
+        confidence=0.99,
+        incognito=False,
+        signals=Signals(bot=False, vpn=False, proxy=False, tor=False, tampering=False),
+    )
+    return msgspec.structs.replace(base, **changes)
+
+
+def risk_of(
+    o: Observation, r: ReuseSnapshot | None = None, ipqs: IpqsSignals | None = None
+) -> tuple[Risk, npt.NDArray[np.float64]]:
+    x = SPEC.vector(FeatureInput(o, r or reuse(), ipqs, NOW))
+    return MODEL.risk(x, THRESHOLDS), x
+
+
+def test_shipped_artifact_is_the_baseline_and_loads_without_pickle(tmp_path: Path) -> None:
+    regenerated = tmp_path / "model.json"
+    save_artifact(build_baseline(), regenerated)
+    assert regenerated.read_bytes() == DEFAULT_MODEL.read_bytes()
+    artifact = json.loads(DEFAULT_MODEL.read_bytes())  # plain JSON: nothing executes on load
+    assert artifact["feature_spec"]["names"] == list(SPEC.names)
+    assert artifact["feature_spec"]["hash"] == SPEC.hash
+
+
+def test_a_model_for_another_feature_spec_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="windows 15m, 1h"):
+        LinearModel.load(DEFAULT_MODEL, FeatureSpec(("15m", "1h")))
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(b'{"format": "pickle"}')
+    with pytest.raises(ModelError, match="cannot load"):
+        LinearModel.load(broken, SPEC)
+
+
+def test_spec_hash_changes_with_windows_and_is_stable() -> None:
+    assert FeatureSpec(BASELINE_WINDOWS).hash == SPEC.hash
+    assert FeatureSpec(("1h", "7d")).hash != SPEC.hash
+    assert len(set(SPEC.names)) == len(SPEC.names)
+
+
+def test_clean_confident_returning_visitor_scores_low() -> None:
+    risk, _ = risk_of(obs())
+    assert risk.score <= 10
+    assert (risk.level, risk.action) == ("low", "allow")
+
+
+def test_tor_bot_tampering_score_high_with_those_reasons_first() -> None:
+    signals = Signals(tor=True, bot=True, tampering=True, proxy=False, vpn=False)
+    risk, _ = risk_of(obs(signals=signals))
+    assert risk.score >= 95
+    assert (risk.level, risk.action) == ("high", "block")
+    assert [r.code for r in risk.reasons[:3]] == ["TOR", "TAMPERING", "BOT"]
+
+
+def test_reasons_are_the_models_own_contributions() -> None:
+    risk, x = risk_of(obs(incognito=True, signals=Signals(vpn=True, relay=True)))
+    coefficients = dict(zip(SPEC.names, MODEL.artifact.coefficients, strict=True))
+    values = dict(zip(SPEC.names, x, strict=True))
+    for reason in risk.reasons:
+        name = reason.code.lower()
+        assert reason.contribution == pytest.approx(coefficients[name] * values[name], abs=1e-4)
+    contributions = [r.contribution for r in risk.reasons]
+    assert contributions == sorted(contributions, reverse=True)
+    z = MODEL.artifact.intercept + float(np.dot(MODEL.artifact.coefficients, x))
+    assert risk.score == round(100 / (1 + np.exp(-z)))
+
+
+def test_ipqs_fraud_chance_follows_the_published_guidance() -> None:
+    def score(chance: int) -> int:
+        return risk_of(
+            obs(confidence=None, visitor_found=None), ipqs=IpqsSignals(fraud_chance=chance)
+        )[0].score
+
+    assert score(25) <= 15  # the median device
+    assert 50 <= score(75) < 80  # suspicious: review
+    assert score(85) >= 80  # flag or block
+
+
+def test_more_users_on_a_device_raise_the_score() -> None:
+    one, _ = risk_of(obs(), reuse(users_per_device=(1, 1, 1)))
+    six, _ = risk_of(obs(), reuse(users_per_device=(6, 6, 6)))
+    assert six.score > one.score + 20
+    assert six.reasons[0].code == "USERS_PER_DEVICE_1H"
+
+
+def test_thresholds_classify_and_validate() -> None:
+    thresholds = Thresholds(review=40, block=70)
+    assert thresholds.classify(39) == ("low", "allow")
+    assert thresholds.classify(40) == ("medium", "review")
+    assert thresholds.classify(70) == ("high", "block")
+    with pytest.raises(ValueError):
+        Thresholds(review=80, block=50)
