@@ -12,7 +12,11 @@ from litestar.params import HeaderParameter, RawBody
 
 from service.auth import SECURITY, require_api_key
 from service.errors import error_responses
+from service.fingerprint_v3 import WebhookV3
+from service.fingerprint_v4 import WebhookV4
 from service.ingest import Ingested, Ingestor, WebhookAnswer
+from service.ipqs import IpqsResult
+from service.openapi import json_body
 from service.signature import HEADER
 
 
@@ -32,6 +36,12 @@ class WebhookController(Controller):
         status_code=200,
         summary="Ingest a Fingerprint identification webhook (v3 or v4)",
         responses=error_responses(400, 401, 413, 422, 503),
+        operation_class=json_body(
+            WebhookV3,
+            WebhookV4,
+            description="A Fingerprint identification event, legacy v3 or v4; signed when a "
+            "webhook secret is configured. Unknown fields are ignored.",
+        ),
     )
     async def fingerprint(
         self,
@@ -57,6 +67,9 @@ class WebhookController(Controller):
         guards=[require_api_key],
         security=SECURITY,
         responses=error_responses(400, 401, 413, 422, 503),
+        operation_class=json_body(
+            IpqsResult, description="An IPQS Device Fingerprint result; unknown fields ignored."
+        ),
     )
     async def ipqs(
         self, body: RawBody, ingestor: NamedDependency[Ingestor]

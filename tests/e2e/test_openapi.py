@@ -1,0 +1,52 @@
+"""The OpenAPI document describes every route, its body and its answers."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+ROUTES = {
+    ("/webhooks/fingerprint", "post"),
+    ("/webhooks/ipqs", "post"),
+    ("/v1/score", "post"),
+    ("/v1/visitors/{visitor_id}", "get"),
+    ("/health", "get"),
+    ("/ready", "get"),
+}
+
+
+async def test_every_route_is_documented(client: AsyncTestClient[Litestar]) -> None:
+    schema = (await client.get("/schema/openapi.json")).json()
+    documented = {(path, method) for path, item in schema["paths"].items() for method in item}
+    assert documented == ROUTES
+    for path, method in ROUTES:
+        operation = schema["paths"][path][method]
+        assert operation["operationId"], path
+        assert operation.get("summary") or operation.get("description"), path
+        ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok, path
+        if method == "post":
+            body = operation["requestBody"]["content"]["application/json"]["schema"]
+            assert body, path
+
+
+async def test_bodies_and_security_are_described(client: AsyncTestClient[Litestar]) -> None:
+    schema = (await client.get("/schema/openapi.json")).json()
+    paths = schema["paths"]
+    webhook = paths["/webhooks/fingerprint"]["post"]["requestBody"]["content"]
+    variants = webhook["application/json"]["schema"]["oneOf"]
+    assert [v["title"] for v in variants] == ["WebhookV3", "WebhookV4"]
+    assert "requestId" in variants[0]["properties"] and "event_id" in variants[1]["properties"]
+    ipqs = paths["/webhooks/ipqs"]["post"]["requestBody"]["content"]["application/json"]
+    assert {"fraud_chance", "guid", "request_id"} <= set(ipqs["schema"]["properties"])
+    for path, method in [
+        ("/v1/score", "post"),
+        ("/v1/visitors/{visitor_id}", "get"),
+        ("/webhooks/ipqs", "post"),
+    ]:
+        assert paths[path][method]["security"] == [{"apiKey": []}]
+        assert "401" in paths[path][method]["responses"]
+    assert "security" not in paths["/webhooks/fingerprint"]["post"]
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    components = schema["components"]["schemas"]
+    assert {"ScoreRequest", "ScoreResponse", "VisitorView", "ErrorBody"} <= set(components)
