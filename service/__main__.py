@@ -52,17 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="serve the API on RISKWIRE_HOST:RISKWIRE_PORT")
     baseline = commands.add_parser(
-        "baseline-model", help="write the hand-set baseline model (models/risk-model.json)"
+        "baseline-model", help="write the hand-set baseline model (models/baseline-model.json)"
     )
-    baseline.add_argument("--out", default="models/risk-model.json")
+    baseline.add_argument("--out", default="models/baseline-model.json")
     args = parser.parse_args(argv)
     if args.command == "baseline-model":
         from pathlib import Path
 
         from service.baseline_model import build_baseline
-        from service.model import save_artifact
+        from service.model import save
 
-        save_artifact(build_baseline(), Path(args.out))
+        save(*build_baseline(), Path(args.out))
         print(f"wrote {args.out}")
         return 0
     try:

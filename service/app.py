@@ -27,7 +27,7 @@ from service.identifiers import IdentifierPolicy
 from service.ingest import Ingestor
 from service.keys import Keys
 from service.lists import AccessLists
-from service.model import LinearModel, Thresholds
+from service.model import RiskModel, Thresholds
 from service.outbox import Outbox
 from service.reuse import ReuseStore
 from service.routes import HealthController, ScoreController, WebhookController
@@ -67,10 +67,10 @@ def make_transport(settings: Settings) -> Transport:
     )
 
 
-def load_model(settings: Settings) -> tuple[FeatureSpec, LinearModel, Thresholds]:
+def load_model(settings: Settings) -> tuple[FeatureSpec, RiskModel, Thresholds]:
     """The feature spec for the configured windows, the model that must match it, thresholds."""
     spec = FeatureSpec(settings.reuse_window_labels)
-    model = LinearModel.load(
+    model = RiskModel.load(
         Path(settings.model_path) if settings.model_path else DEFAULT_MODEL, spec
     )
     shipped = model.artifact.thresholds
@@ -112,7 +112,7 @@ def identifier_policy(settings: Settings, redis: Redis, keys: Keys) -> Identifie
 def _resources(
     settings: Settings,
     spec: FeatureSpec,
-    model: LinearModel,
+    model: RiskModel,
     thresholds: Thresholds,
     lists: AccessLists,
     clock: Clock,

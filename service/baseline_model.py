@@ -17,8 +17,16 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+from service import __version__
 from service.features import FeatureSpec
-from service.model import ARTIFACT_FORMAT, FeatureSpecRef, LinearArtifact, Thresholds
+from service.model import (
+    ARTIFACT_FORMAT,
+    Artifact,
+    FeatureSpecRef,
+    Logistic,
+    Manifest,
+    Thresholds,
+)
 
 POINT = 0.28
 # Fingerprint Suspect Score weights (web), in points.
@@ -104,18 +112,30 @@ def coefficient(name: str) -> float:
     return REUSE[relation][BASELINE_WINDOWS.index(label)]
 
 
-def build_baseline() -> LinearArtifact:
+def build_baseline() -> tuple[Artifact, Manifest]:
     spec = FeatureSpec(BASELINE_WINDOWS)
-    return LinearArtifact(
+    ref = FeatureSpecRef(spec.version, spec.hash, list(spec.names))
+    artifact = Artifact(
         format=ARTIFACT_FORMAT,
+        model_version=VERSION,
+        feature_spec=ref,
+        model=Logistic(
+            intercept=round(INTERCEPT, 6),
+            coefficients=[round(coefficient(name), 6) for name in spec.names],
+        ),
+        thresholds=THRESHOLDS,
+    )
+    manifest = Manifest(
         model_version=VERSION,
         created_at=datetime(2026, 11, 22, tzinfo=UTC),
         description=(
             "Hand-set logistic model from Fingerprint Suspect Score weights and IPQS "
             "fraud_chance guidance; not trained. See service/baseline_model.py."
         ),
-        feature_spec=FeatureSpecRef(spec.version, spec.hash, list(spec.names)),
-        intercept=round(INTERCEPT, 6),
-        coefficients=[round(coefficient(name), 6) for name in spec.names],
+        artifact_sha256="",  # set by model.save from the written bytes
+        feature_spec=ref,
         thresholds=THRESHOLDS,
+        library_versions={"riskwire": __version__},
+        training_data={"source": "none: coefficients set by hand from published weights"},
     )
+    return artifact, manifest

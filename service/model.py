@@ -1,17 +1,32 @@
-"""The risk model: a JSON artifact (no pickle) and its numpy serving path.
+"""The risk model: a JSON artifact plus manifest (nothing executes on load) and its numpy
+serving path.
 
-A logistic model: ``p = sigmoid(intercept + coef . x)``, score = round(100 p). Reasons are
-the model's own per-feature contributions ``coef_i * x_i`` (positive ones, largest first),
-so a reason can never disagree with the score it explains. Level and action come from two
+Two model kinds share one pipeline, ``raw score -> calibration -> probability``:
+
+- ``logistic``: ``raw = intercept + coef . x``; a feature's contribution is ``coef_i * x_i``;
+- ``gbdt``: a gradient-boosted tree ensemble, ``raw = init + lr * sum(leaf values)``; a
+  feature's contribution is the sum, over the trees, of the node-value changes along the
+  decision path at splits on that feature (so ``init + sum(contributions) = raw``).
+
+Calibration maps the raw score to a probability: plain sigmoid, Platt's sigmoid
+(``1 / (1 + exp(a * raw + b))``) or isotonic (piecewise linear). Trees compare features as
+float32, like scikit-learn, so the fast path matches ``predict_proba`` to 1e-9.
+
+Score = round(100 * probability). Reasons are the model's own contributions (positive ones,
+largest first), so a reason never disagrees with the score. Level and action come from two
 thresholds on the score: the artifact's, unless settings override them.
+
+The manifest records the artifact's sha256, the feature spec it was built for, library
+versions, the training data and metrics; the server refuses a mismatch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -19,11 +34,12 @@ import numpy.typing as npt
 
 from service.features import FeatureSpec
 
-ARTIFACT_FORMAT = "riskwire.linear.v1"
+ARTIFACT_FORMAT = "riskwire.model.v2"
 MAX_REASONS = 5
 
 Level = Literal["low", "medium", "high"]
 Action = Literal["allow", "review", "block"]
+Vector = npt.NDArray[np.float64]
 
 
 class ModelError(RuntimeError):
@@ -52,15 +68,63 @@ class FeatureSpecRef(msgspec.Struct, frozen=True):
     names: list[str]
 
 
-class LinearArtifact(msgspec.Struct, frozen=True, kw_only=True):
+class Logistic(msgspec.Struct, frozen=True, tag="logistic"):
+    intercept: float
+    coefficients: list[float]
+
+
+class Tree(msgspec.Struct, frozen=True):
+    """Nodes in scikit-learn's order; a leaf has ``left == -1``."""
+
+    feature: list[int]
+    threshold: list[float]
+    left: list[int]
+    right: list[int]
+    value: list[float]
+
+
+class Gbdt(msgspec.Struct, frozen=True, tag="gbdt"):
+    init: float
+    learning_rate: float
+    trees: list[Tree]
+
+
+class NoCalibration(msgspec.Struct, frozen=True, tag="none"):
+    pass
+
+
+class SigmoidCalibration(msgspec.Struct, frozen=True, tag="sigmoid"):
+    a: float
+    b: float
+
+
+class IsotonicCalibration(msgspec.Struct, frozen=True, tag="isotonic"):
+    x: list[float]
+    y: list[float]
+
+
+Calibration = NoCalibration | SigmoidCalibration | IsotonicCalibration
+
+
+class Artifact(msgspec.Struct, frozen=True, kw_only=True):
     format: str
+    model_version: str
+    feature_spec: FeatureSpecRef
+    model: Logistic | Gbdt
+    calibration: Calibration = NoCalibration()
+    thresholds: Thresholds
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     model_version: str
     created_at: datetime
     description: str
+    artifact_sha256: str
     feature_spec: FeatureSpecRef
-    intercept: float
-    coefficients: list[float]
     thresholds: Thresholds
+    library_versions: dict[str, str] = {}
+    training_data: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
 
 
 class Reason(msgspec.Struct, frozen=True):
@@ -76,16 +140,96 @@ class Risk(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     model_version: str
 
 
-_decoder = msgspec.json.Decoder(LinearArtifact)
 _encoder = msgspec.json.Encoder()
+_artifact_decoder = msgspec.json.Decoder(Artifact)
+_manifest_decoder = msgspec.json.Decoder(Manifest)
 
 
-def save_artifact(artifact: LinearArtifact, path: Path) -> None:
-    path.write_bytes(msgspec.json.format(_encoder.encode(artifact), indent=2) + b"\n")
+def manifest_path(artifact_path: Path) -> Path:
+    return artifact_path.with_name(artifact_path.stem + ".manifest.json")
 
 
-class LinearModel:
-    def __init__(self, artifact: LinearArtifact, spec: FeatureSpec) -> None:
+def save(artifact: Artifact, manifest: Manifest, path: Path) -> None:
+    """Write the artifact and its manifest; the manifest's sha256 is set from the bytes."""
+    body = msgspec.json.format(_encoder.encode(artifact), indent=2) + b"\n"
+    path.write_bytes(body)
+    signed = msgspec.structs.replace(manifest, artifact_sha256=hashlib.sha256(body).hexdigest())
+    manifest_path(path).write_bytes(msgspec.json.format(_encoder.encode(signed), indent=2) + b"\n")
+
+
+class _Ensemble:
+    """Trees padded into arrays so one row, or many, walk every tree at once."""
+
+    def __init__(self, model: Gbdt) -> None:
+        width = max(len(tree.feature) for tree in model.trees)
+        count = len(model.trees)
+        self.feature = np.zeros((count, width), dtype=np.intp)
+        self.threshold = np.zeros((count, width), dtype=np.float64)
+        self.left = np.full((count, width), -1, dtype=np.intp)
+        self.right = np.full((count, width), -1, dtype=np.intp)
+        self.value = np.zeros((count, width), dtype=np.float64)
+        for t, tree in enumerate(model.trees):
+            n = len(tree.feature)
+            self.feature[t, :n] = tree.feature
+            self.threshold[t, :n] = tree.threshold
+            self.left[t, :n] = tree.left
+            self.right[t, :n] = tree.right
+            self.value[t, :n] = tree.value
+        self.depth = max(_depth(tree) for tree in model.trees)
+        self.init = model.init
+        self.rate = model.learning_rate
+        self.rows = np.arange(count)
+
+    def leaves(self, x32: npt.NDArray[np.float32]) -> npt.NDArray[np.intp]:
+        """Leaf index per (row, tree) for float32 rows ``x32`` of shape (n, features)."""
+        nodes = np.zeros((x32.shape[0], len(self.rows)), dtype=np.intp)
+        samples = np.arange(x32.shape[0])[:, None]
+        for _ in range(self.depth):
+            left = self.left[self.rows, nodes]
+            inner = left >= 0
+            go_left = (
+                x32[samples, self.feature[self.rows, nodes]] <= self.threshold[self.rows, nodes]
+            )
+            nodes = np.where(inner, np.where(go_left, left, self.right[self.rows, nodes]), nodes)
+        return nodes
+
+    def raw(self, x32: npt.NDArray[np.float32]) -> Vector:
+        leaves = self.leaves(x32)
+        # Stage by stage, as scikit-learn accumulates, so the sums round the same way.
+        total = np.full(x32.shape[0], self.init)
+        values = self.value[self.rows, leaves]
+        for t in range(values.shape[1]):
+            total += self.rate * values[:, t]
+        return total
+
+    def contributions(self, x32: npt.NDArray[np.float32], n_features: int) -> Vector:
+        """Per-feature contributions for one row: node-value changes along each path."""
+        out = np.zeros(n_features)
+        nodes = np.zeros(len(self.rows), dtype=np.intp)
+        for _ in range(self.depth):
+            left = self.left[self.rows, nodes]
+            inner = left >= 0
+            feature = self.feature[self.rows, nodes]
+            go_left = x32[feature] <= self.threshold[self.rows, nodes]
+            nxt = np.where(inner, np.where(go_left, left, self.right[self.rows, nodes]), nodes)
+            delta = self.value[self.rows, nxt] - self.value[self.rows, nodes]
+            np.add.at(out, feature[inner], self.rate * delta[inner])
+            nodes = nxt
+        return out
+
+
+def _depth(tree: Tree) -> int:
+    deepest, stack = 0, [(0, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if tree.left[node] >= 0:
+            stack += [(tree.left[node], depth + 1), (tree.right[node], depth + 1)]
+    return deepest
+
+
+class RiskModel:
+    def __init__(self, artifact: Artifact, spec: FeatureSpec, manifest: Manifest | None = None):
         if artifact.format != ARTIFACT_FORMAT:
             raise ModelError(f"unsupported model format {artifact.format!r}")
         ref = artifact.feature_spec
@@ -96,36 +240,101 @@ class LinearModel:
                 f"({len(spec)} features, windows {', '.join(spec.window_labels)}). "
                 "Use the reuse windows the model was trained with, or retrain it."
             )
-        if len(artifact.coefficients) != len(spec):
-            raise ModelError("coefficient count does not match the feature spec")
         self.artifact = artifact
+        self.manifest = manifest
         self.version = artifact.model_version
-        self._intercept = artifact.intercept
-        self._coef = np.asarray(artifact.coefficients, dtype=np.float64)
+        self._n = len(spec)
         self._codes = [f.reason_code for f in spec.features]
+        model = artifact.model
+        self._logistic = model if isinstance(model, Logistic) else None
+        self._ensemble = _Ensemble(model) if isinstance(model, Gbdt) else None
+        if self._logistic is not None:
+            if len(self._logistic.coefficients) != self._n:
+                raise ModelError("coefficient count does not match the feature spec")
+            self._coef = np.asarray(self._logistic.coefficients, dtype=np.float64)
+        cal = artifact.calibration
+        self._iso = (
+            (np.asarray(cal.x), np.asarray(cal.y)) if isinstance(cal, IsotonicCalibration) else None
+        )
 
     @classmethod
-    def load(cls, path: Path, spec: FeatureSpec) -> LinearModel:
+    def load(cls, path: Path, spec: FeatureSpec) -> RiskModel:
         try:
-            artifact = _decoder.decode(path.read_bytes())
+            body = path.read_bytes()
+            manifest = _manifest_decoder.decode(manifest_path(path).read_bytes())
+            if hashlib.sha256(body).hexdigest() != manifest.artifact_sha256:
+                raise ModelError(f"{path} does not match the sha256 recorded in its manifest")
+            artifact = _artifact_decoder.decode(body)
         except (OSError, msgspec.DecodeError) as exc:
             raise ModelError(f"cannot load model artifact {path}: {exc}") from None
-        return cls(artifact, spec)
+        if manifest.feature_spec != artifact.feature_spec:
+            raise ModelError(f"{path}: manifest and artifact name different feature specs")
+        return cls(artifact, spec, manifest)
 
-    def probability(self, x: npt.NDArray[np.float64]) -> float:
-        z = self._intercept + float(self._coef @ x)
-        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+    # -- raw scores ---------------------------------------------------------------------
 
-    def risk(self, x: npt.NDArray[np.float64], thresholds: Thresholds) -> Risk:
-        contributions = self._coef * x
+    def raw(self, x: Vector) -> float:
+        if self._logistic is not None:
+            return self._logistic.intercept + float(self._coef @ x)
+        assert self._ensemble is not None
+        return float(self._ensemble.raw(x.astype(np.float32)[None, :])[0])
+
+    def raw_many(self, xs: npt.NDArray[np.float64]) -> Vector:
+        if self._logistic is not None:
+            result: Vector = self._logistic.intercept + xs @ self._coef
+            return result
+        assert self._ensemble is not None
+        return self._ensemble.raw(xs.astype(np.float32))
+
+    def contributions(self, x: Vector) -> Vector:
+        if self._logistic is not None:
+            result: Vector = self._coef * x
+            return result
+        assert self._ensemble is not None
+        return self._ensemble.contributions(x.astype(np.float32), self._n)
+
+    # -- probabilities ------------------------------------------------------------------
+
+    def calibrate(self, raw: Vector) -> Vector:
+        cal = self.artifact.calibration
+        if isinstance(cal, SigmoidCalibration):
+            result: Vector = 1.0 / (1.0 + np.exp(cal.a * raw + cal.b))
+            return result
+        if self._iso is not None:
+            return np.interp(raw, self._iso[0], self._iso[1])
+        return 1.0 / (1.0 + np.exp(-raw))
+
+    def probability(self, x: Vector) -> float:
+        raw = self.raw(x)
+        cal = self.artifact.calibration
+        if isinstance(cal, SigmoidCalibration):
+            return _expit(-(cal.a * raw + cal.b))
+        if self._iso is not None:
+            return float(np.interp(raw, self._iso[0], self._iso[1]))
+        return _expit(raw)
+
+    def predict_proba(self, xs: npt.NDArray[np.float64]) -> Vector:
+        """Probability of fraud for each row of ``xs`` (the batch fast path)."""
+        return self.calibrate(self.raw_many(xs))
+
+    # -- the verdict --------------------------------------------------------------------
+
+    def risk(self, x: Vector, thresholds: Thresholds) -> Risk:
         score = round(100 * self.probability(x))
         level, action = thresholds.classify(score)
-        order = np.argsort(-contributions, kind="stable")[:MAX_REASONS]
-        reasons = [
-            Reason(self._codes[i], round(float(contributions[i]), 4))
-            for i in order
-            if contributions[i] > 0
-        ]
+        contributions = self.contributions(x)
+        top = sorted((-float(c), i) for i, c in enumerate(contributions) if c > 0)[:MAX_REASONS]
         return Risk(
-            score=score, level=level, action=action, reasons=reasons, model_version=self.version
+            score=score,
+            level=level,
+            action=action,
+            reasons=[Reason(self._codes[i], round(-c, 4)) for c, i in top],
+            model_version=self.version,
         )
+
+
+def _expit(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)

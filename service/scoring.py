@@ -13,7 +13,7 @@ from service.features import FeatureInput, FeatureSpec
 from service.history import HistoryEntry
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
-from service.model import LinearModel, Reason, Risk, Thresholds
+from service.model import Reason, Risk, RiskModel, Thresholds
 from service.observation import IpqsSignals, Observation
 from service.reuse import EntityRefs, ReuseSnapshot, ReuseStore
 from service.specs import iso8601
@@ -40,7 +40,7 @@ class Scorer:
         policy: IdentifierPolicy,
         store: ReuseStore,
         spec: FeatureSpec,
-        model: LinearModel,
+        model: RiskModel,
         thresholds: Thresholds,
         lists: AccessLists,
     ) -> None:

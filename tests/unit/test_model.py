@@ -14,13 +14,15 @@ import pytest
 from service.app import DEFAULT_MODEL
 from service.baseline_model import BASELINE_WINDOWS, build_baseline
 from service.features import FeatureInput, FeatureSpec
-from service.model import LinearModel, ModelError, Risk, Thresholds, save_artifact
+from service.model import Logistic, ModelError, Risk, RiskModel, Thresholds, manifest_path, save
 from service.observation import IpqsSignals, Observation, Signals
 from service.reuse import RELATION_NAMES, ReuseSnapshot
 
 SPEC = FeatureSpec(BASELINE_WINDOWS)
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-MODEL = LinearModel.load(DEFAULT_MODEL, SPEC)
+MODEL = RiskModel.load(DEFAULT_MODEL, SPEC)
+assert isinstance(MODEL.artifact.model, Logistic)
+PARAMS = MODEL.artifact.model
 THRESHOLDS = MODEL.artifact.thresholds
 
 
@@ -53,8 +55,9 @@ def risk_of(
 
 def test_shipped_artifact_is_the_baseline_and_loads_without_pickle(tmp_path: Path) -> None:
     regenerated = tmp_path / "model.json"
-    save_artifact(build_baseline(), regenerated)
+    save(*build_baseline(), regenerated)
     assert regenerated.read_bytes() == DEFAULT_MODEL.read_bytes()
+    assert manifest_path(regenerated).read_bytes() == manifest_path(DEFAULT_MODEL).read_bytes()
     artifact = json.loads(DEFAULT_MODEL.read_bytes())  # plain JSON: nothing executes on load
     assert artifact["feature_spec"]["names"] == list(SPEC.names)
     assert artifact["feature_spec"]["hash"] == SPEC.hash
@@ -62,11 +65,21 @@ def test_shipped_artifact_is_the_baseline_and_loads_without_pickle(tmp_path: Pat
 
 def test_a_model_for_another_feature_spec_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="windows 15m, 1h"):
-        LinearModel.load(DEFAULT_MODEL, FeatureSpec(("15m", "1h")))
+        RiskModel.load(DEFAULT_MODEL, FeatureSpec(("15m", "1h")))
     broken = tmp_path / "broken.json"
     broken.write_bytes(b'{"format": "pickle"}')
     with pytest.raises(ModelError, match="cannot load"):
-        LinearModel.load(broken, SPEC)
+        RiskModel.load(broken, SPEC)
+
+
+def test_an_artifact_that_does_not_match_its_manifest_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.json"
+    save(*build_baseline(), path)
+    tampered = path.read_bytes().replace(b'"intercept": -3.5', b'"intercept": -1.5')
+    assert tampered != path.read_bytes()
+    path.write_bytes(tampered)
+    with pytest.raises(ModelError, match="sha256"):
+        RiskModel.load(path, SPEC)
 
 
 def test_spec_hash_changes_with_windows_and_is_stable() -> None:
@@ -91,14 +104,14 @@ def test_tor_bot_tampering_score_high_with_those_reasons_first() -> None:
 
 def test_reasons_are_the_models_own_contributions() -> None:
     risk, x = risk_of(obs(incognito=True, signals=Signals(vpn=True, relay=True)))
-    coefficients = dict(zip(SPEC.names, MODEL.artifact.coefficients, strict=True))
+    coefficients = dict(zip(SPEC.names, PARAMS.coefficients, strict=True))
     values = dict(zip(SPEC.names, x, strict=True))
     for reason in risk.reasons:
         name = reason.code.lower()
         assert reason.contribution == pytest.approx(coefficients[name] * values[name], abs=1e-4)
     contributions = [r.contribution for r in risk.reasons]
     assert contributions == sorted(contributions, reverse=True)
-    z = MODEL.artifact.intercept + float(np.dot(MODEL.artifact.coefficients, x))
+    z = PARAMS.intercept + float(np.dot(PARAMS.coefficients, x))
     assert risk.score == round(100 / (1 + np.exp(-z)))
 
 

@@ -1,0 +1,130 @@
+"""The reuse signals of ``reuse.py``, computed in process memory for batch rescoring.
+
+Same definition, second store: each relation keeps member → time (last seen, or first seen
+for request ids), is trimmed of members older than the widest window and then to the ``cap``
+newest (Redis's rank order: by time, then member), and a count over window ``w`` at time
+``t`` is the number of members with time >= ``t - w``. The IPQS join and the device's
+first sighting behave as in the Lua script. ``tests/integration/test_reuse_equivalence.py``
+replays one stream through both stores and compares every count.
+
+Entities untouched for longer than the widest window are evicted (Redis lets their keys
+expire), so memory follows the number of active entities, not the length of the input.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from service.reuse import ENTITIES, RELATION_NAMES, RELATIONS, Entity, EntityRefs, ReuseSnapshot
+
+
+class _EntityState:
+    __slots__ = ("blob", "blob_at", "first", "relations")
+
+    def __init__(self, size: int) -> None:
+        self.relations: list[dict[str, int]] = [{} for _ in range(size)]
+        self.first: int | None = None
+        self.blob: bytes | None = None
+        self.blob_at: int | None = None
+
+
+class MemoryReuseStore:
+    def __init__(self, *, windows_ms: Sequence[int], cap: int, ipqs_window_ms: int) -> None:
+        self._windows = tuple(windows_ms)
+        self._cap = cap
+        self._ipqs_window_ms = ipqs_window_ms
+        # Insertion order = last-write order, so expired entities sit at the front.
+        self._entities: OrderedDict[tuple[Entity, str], tuple[int, _EntityState]] = OrderedDict()
+
+    @property
+    def windows_ms(self) -> tuple[int, ...]:
+        return self._windows
+
+    def __len__(self) -> int:
+        return len(self._entities)
+
+    def observe(
+        self,
+        refs: EntityRefs,
+        now_ms: int,
+        *,
+        write: bool = True,
+        ipqs_blob: bytes | None = None,
+    ) -> ReuseSnapshot:
+        self._evict(now_ms)
+        counts = {name: (0,) * len(self._windows) for name in RELATION_NAMES}
+        first_seen: int | None = None
+        blob: bytes | None = None
+        for entity in ENTITIES:
+            entity_id = refs.entity_id(entity)
+            if entity_id is None:
+                continue
+            state = self._state(entity, entity_id, refs, now_ms, write, ipqs_blob)
+            if state is None:
+                continue
+            for index, (name, _, _) in enumerate(RELATIONS[entity]):
+                members = state.relations[index]
+                counts[name] = tuple(
+                    sum(1 for seen in members.values() if seen >= now_ms - w) for w in self._windows
+                )
+            if entity == "device" and state.first is not None:
+                first_seen = state.first
+            if (
+                entity == "user"
+                and state.blob_at is not None
+                and now_ms - self._ipqs_window_ms <= state.blob_at <= now_ms
+            ):
+                blob = state.blob
+        return ReuseSnapshot(counts, first_seen, blob)
+
+    def _state(
+        self,
+        entity: Entity,
+        entity_id: str,
+        refs: EntityRefs,
+        now_ms: int,
+        write: bool,
+        ipqs_blob: bytes | None,
+    ) -> _EntityState | None:
+        key = (entity, entity_id)
+        found = self._entities.get(key)
+        state = found[1] if found else None
+        if not write:
+            return state
+        relations = RELATIONS[entity]
+        if state is None:
+            state = _EntityState(len(relations))
+        touched = False
+        horizon = now_ms - self._windows[-1]
+        for index, (_, kind, mode) in enumerate(relations):
+            members = state.relations[index]
+            member = refs.member(kind)
+            if member:
+                previous = members.get(member)
+                if previous is None or (mode == "gt" and now_ms > previous):
+                    members[member] = now_ms
+                touched = True
+            stale = [m for m, seen in members.items() if seen < horizon]
+            for m in stale:
+                del members[m]
+            if len(members) > self._cap:
+                ranked = sorted(members.items(), key=lambda item: (item[1], item[0]))
+                for m, _ in ranked[: len(members) - self._cap]:
+                    del members[m]
+        if touched:
+            if state.first is None or now_ms < state.first:
+                state.first = now_ms
+            if entity == "user" and ipqs_blob:
+                state.blob, state.blob_at = ipqs_blob, now_ms
+            self._entities[key] = (now_ms, state)
+            self._entities.move_to_end(key)
+        return state
+
+    def _evict(self, now_ms: int) -> None:
+        horizon = now_ms - self._windows[-1]
+        while self._entities:
+            key, (last_write, _) = next(iter(self._entities.items()))
+            if last_write >= horizon:
+                break
+            del self._entities[key]

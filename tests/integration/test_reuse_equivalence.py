@@ -1,0 +1,78 @@
+"""One stream, two stores: the Lua/Redis reuse counts and the in-memory ones must agree."""
+
+from __future__ import annotations
+
+import random
+
+from redis.asyncio import Redis
+
+from service.keys import Keys
+from service.reuse import EntityRefs, ReuseStore
+from service.reuse_memory import MemoryReuseStore
+
+MINUTE = 60_000
+WINDOWS = (5 * MINUTE, 60 * MINUTE, 24 * 60 * MINUTE)
+T0 = 1_790_000_000_000
+
+
+def stream(seed: int, length: int) -> list[tuple[EntityRefs, int, bytes | None]]:
+    """Random observations over ~20 hours with heavy reuse, late arrivals and retries."""
+    rng = random.Random(seed)
+    events: list[tuple[EntityRefs, int, bytes | None]] = []
+    now = T0
+    for n in range(length):
+        now += rng.randint(0, 4 * MINUTE)
+        at = now - rng.choice([0, 0, 0, 0, rng.randint(0, 30 * MINUTE)])  # some arrive late
+
+        def pick(prefix: str, pool: int) -> str | None:
+            return None if rng.random() < 0.15 else f"{prefix}{rng.randint(1, pool)}"
+
+        refs = EntityRefs(
+            device=pick("d", 12),
+            user=pick("u", 25),
+            email=pick("e", 30),
+            ip=pick("i", 15),
+            country=rng.choice(["FR", "DE", "US", None]),
+            linked=pick("l", 10),
+            event=f"r{n}",
+        )
+        blob = f"ipqs{n}".encode() if rng.random() < 0.1 else None
+        events.append((refs, at, blob))
+        if rng.random() < 0.05:  # a retried delivery of the same request
+            events.append((refs, at, blob))
+    return events
+
+
+async def test_redis_and_memory_agree_on_every_count(redis_client: Redis, prefix: str) -> None:
+    cap = 6  # small, so rank trimming happens often
+    redis_store = ReuseStore(
+        redis_client, Keys(prefix), windows_ms=WINDOWS, cap=cap, ipqs_window_ms=30 * MINUTE
+    )
+    memory_store = MemoryReuseStore(windows_ms=WINDOWS, cap=cap, ipqs_window_ms=30 * MINUTE)
+    compared, largest, joined = 0, 0, 0
+    for refs, at, blob in stream(seed=11, length=1500):
+        from_redis = await redis_store.observe(refs, at, ipqs_blob=blob)
+        from_memory = memory_store.observe(refs, at, ipqs_blob=blob)
+        assert from_memory == from_redis, (refs, at)
+        compared += 1
+        largest = max(largest, *(c[-1] for c in from_redis.counts.values()))
+        joined += from_redis.ipqs_blob is not None
+    # The stream exercised what matters: caps reached, IPQS joins made.
+    assert largest == cap
+    assert joined > 50
+    # Read-only lookups at a later time agree too.
+    for device in ("d1", "d5", "d12"):
+        refs = EntityRefs(device=device, user="u3", ip="i2")
+        later = T0 + 22 * 60 * MINUTE
+        assert memory_store.observe(refs, later, write=False) == await redis_store.observe(
+            refs, later, write=False
+        )
+    assert compared > 1500
+
+
+def test_memory_is_bounded_by_active_entities() -> None:
+    store = MemoryReuseStore(windows_ms=WINDOWS, cap=10, ipqs_window_ms=MINUTE)
+    for n in range(5000):
+        # A new device every minute: after a day, old ones must have been evicted.
+        store.observe(EntityRefs(device=f"d{n}", event=f"r{n}"), T0 + n * MINUTE)
+    assert len(store) <= 24 * 60 + 1
