@@ -301,8 +301,10 @@ class RiskModel:
             result: Vector = 1.0 / (1.0 + np.exp(cal.a * raw + cal.b))
             return result
         if self._iso is not None:
-            return np.interp(raw, self._iso[0], self._iso[1])
-        return 1.0 / (1.0 + np.exp(-raw))
+            interpolated: Vector = np.interp(raw, self._iso[0], self._iso[1])
+            return interpolated
+        plain: Vector = 1.0 / (1.0 + np.exp(-raw))
+        return plain
 
     def probability(self, x: Vector) -> float:
         raw = self.raw(x)
