@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck unit format clean
+.PHONY: install run test lint typecheck unit format clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## Load riskwire and a bare Litestar baseline with wrk; prints ratios, updates docs/BENCHMARKS.md.
+bench: $(STAMP)
+	$(BIN)/python -m service.bench
 
 format: $(STAMP)
 	$(BIN)/ruff format service tests
