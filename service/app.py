@@ -22,7 +22,7 @@ from service.checkout import ScoreService
 from service.errors import EXCEPTION_HANDLERS
 from service.features import FeatureSpec
 from service.forwarder import Forwarder, RetryPolicy
-from service.history import Memory
+from service.history import DeferredWrites, Memory
 from service.identifiers import IdentifierPolicy
 from service.ingest import Ingestor
 from service.keys import Keys
@@ -136,47 +136,51 @@ def _resources(
             block_ms=settings.forwarder_block_ms,
             retry=RetryPolicy(settings.retry_base_s, settings.retry_cap_s),
         )
+        windows = settings.reuse_windows_ms
+        store = ReuseStore(
+            redis,
+            keys,
+            windows_ms=windows,
+            cap=settings.reuse_cap,
+            ipqs_window_ms=settings.ipqs_join_window_s * 1000,
+        )
+        memory = Memory(
+            redis,
+            keys,
+            history_length=settings.score_history,
+            history_ttl_ms=windows[-1],
+            obs_ttl_s=settings.observation_ttl_s,
+        )
+        scorer = Scorer(
+            policy=identifier_policy(settings, redis, keys),
+            store=store,
+            spec=spec,
+            model=model,
+            thresholds=thresholds,
+            lists=lists,
+        )
+        deferred = DeferredWrites(memory)
+        app.state.redis = redis
+        app.state.outbox = outbox
+        app.state.forwarder = forwarder
+        app.state.scorer = scorer
+        app.state.ingestor = Ingestor(
+            outbox=outbox,
+            memory=memory,
+            scorer=scorer,
+            fingerprint_secret=settings.fingerprint_secret,
+            trait_prefix=settings.trait_prefix,
+        )
+        app.state.scores = ScoreService(
+            scorer=scorer, store=store, memory=memory, deferred=deferred, clock=clock
+        )
+        deferred.start()
+        if settings.forwarder_enabled:
+            forwarder.start()
         try:
-            policy = identifier_policy(settings, redis, keys)
-            windows = settings.reuse_windows_ms
-            store = ReuseStore(
-                redis,
-                keys,
-                windows_ms=windows,
-                cap=settings.reuse_cap,
-                ipqs_window_ms=settings.ipqs_join_window_s * 1000,
-            )
-            memory = Memory(
-                redis,
-                keys,
-                history_length=settings.score_history,
-                history_ttl_ms=windows[-1],
-                obs_ttl_s=settings.observation_ttl_s,
-            )
-            scorer = Scorer(
-                policy=policy,
-                store=store,
-                spec=spec,
-                model=model,
-                thresholds=thresholds,
-                lists=lists,
-            )
-            app.state.redis = redis
-            app.state.outbox = outbox
-            app.state.forwarder = forwarder
-            app.state.scorer = scorer
-            app.state.ingestor = Ingestor(
-                outbox=outbox,
-                memory=memory,
-                scorer=scorer,
-                fingerprint_secret=settings.fingerprint_secret,
-                trait_prefix=settings.trait_prefix,
-            )
-            app.state.scores = ScoreService(scorer=scorer, store=store, memory=memory, clock=clock)
-            if settings.forwarder_enabled:
-                forwarder.start()
             yield
         finally:
+            await deferred.stop()
             await forwarder.stop()
             await transport.aclose()
             await forwarder_redis.aclose(close_connection_pool=True)

@@ -6,15 +6,15 @@ import ipaddress
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
 from typing import Annotated, Any
 
 import msgspec
 
-from service.decode import decode_fingerprint, from_ipqs
-from service.errors import InvalidPayload, NotFound, RiskwireError
-from service.history import HistoryEntry, Memory, Stage
+from service.decode import decode_fingerprint, decode_with, from_ipqs
+from service.errors import InvalidPayload, MalformedBody, NotFound, RiskwireError
+from service.history import DeferredWrites, HistoryEntry, Memory
 from service.ipqs import IpqsResult
+from service.lua import Command
 from service.model import Reason
 from service.observation import Observation
 from service.reuse import RELATIONS, EntityRefs, ReuseStore
@@ -24,7 +24,6 @@ from service.specs import iso8601
 log = logging.getLogger("riskwire.checkout")
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-_encoder = msgspec.json.Encoder()
 
 
 class ScoreRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
@@ -36,7 +35,8 @@ class ScoreRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_
     email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
     ip: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     ipqs: IpqsResult | None = None
-    event: dict[str, Any] | None = None
+    # Kept as raw JSON and decoded once by the Fingerprint decoders, like a webhook body.
+    event: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
 class ScoreResponse(msgspec.Struct, rename="camel", kw_only=True):
@@ -57,6 +57,15 @@ class VisitorView(msgspec.Struct, rename="camel", kw_only=True):
     recent_scores: list[HistoryEntry]
 
 
+_request_decoder = msgspec.json.Decoder(ScoreRequest)
+
+
+def decode_score_request(body: bytes) -> ScoreRequest:
+    if not body:
+        raise MalformedBody("body is empty")
+    return decode_with(_request_decoder, body)
+
+
 class ScoreService:
     def __init__(
         self,
@@ -64,15 +73,18 @@ class ScoreService:
         scorer: Scorer,
         store: ReuseStore,
         memory: Memory,
+        deferred: DeferredWrites,
         clock: Callable[[], datetime],
     ) -> None:
         self._scorer = scorer
         self._store = store
         self._memory = memory
+        self._deferred = deferred
         self._clock = clock
 
-    async def score(self, request: ScoreRequest) -> tuple[ScoreResponse, list[Stage]]:
-        """The answer, and the writes to make once it is sent (history, stored observation)."""
+    async def score(self, body: bytes) -> ScoreResponse:
+        """Score now; history and the stored observation are written in the background."""
+        request = decode_score_request(body)
         now = self._clock()
         if request.ip is not None:
             try:
@@ -92,21 +104,21 @@ class ScoreService:
         if changes:
             obs = msgspec.structs.replace(obs, **changes)
         assessment = await self._scorer.assess(obs, now=now, count_event=bool(obs.request_id))
-        stages: list[Stage] = []
+        later: list[Command] = []
         if obs.request_id and not stored:
-            stages.append(partial(self._memory.stage_observation, obs=obs))
+            later.append(self._memory.observation_command(obs))
         if assessment.refs.device is not None and obs.request_id:
             entry = self._scorer.history_entry(obs, assessment)
-            stages.append(
-                partial(self._memory.stage_history, device=assessment.refs.device, entry=entry)
-            )
-        return self._answer(obs, assessment), stages
+            later.append(self._memory.history_command(assessment.refs.device, entry))
+        self._deferred.add(later)
+        return self._answer(obs, assessment)
 
     async def _resolve(self, request: ScoreRequest, now: datetime) -> tuple[Observation, bool]:
         """The observation to score, and whether it came from what Redis holds."""
-        if request.event is not None:
+        event = bytes(request.event) if request.event is not msgspec.UNSET else b"null"
+        if event != b"null":
             try:
-                obs = decode_fingerprint(_encoder.encode(request.event))
+                obs = decode_fingerprint(event)
             except RiskwireError as exc:
                 field = "$.event" + (exc.field or "$")[1:]
                 raise type(exc)(exc.message, field=field) from None
@@ -158,13 +170,6 @@ class ScoreService:
             signals=signals,
             model_version=risk.model_version,
         )
-
-    async def record(self, stages: list[Stage]) -> None:
-        """After the response: history is a convenience, so a failure is logged, not raised."""
-        try:
-            await self._memory.run(*stages)
-        except Exception as exc:
-            log.warning("could not record score history: %s", type(exc).__name__)
 
     async def visitor(self, visitor_id: str) -> VisitorView:
         await self._scorer.policy.ready()

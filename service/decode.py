@@ -33,7 +33,8 @@ _v4 = msgspec.json.Decoder(v4.WebhookV4)
 _ipqs = msgspec.json.Decoder(IpqsResult)
 
 
-def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+def decode_with(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """Decode ``body``; not JSON -> 400, JSON of the wrong shape -> 422 naming the field."""
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -46,14 +47,40 @@ def decode_fingerprint(body: bytes) -> Observation:
     """Decode a Fingerprint webhook of either format; raise a 4xx ``RiskwireError`` if unusable."""
     if not body:
         raise MalformedBody("body is empty")
-    probe = _decode(_probe, body)
+    probe = decode_with(_probe, body)
     if probe.request_id is not msgspec.UNSET:
-        return from_v3(_decode(_v3, body))
+        return from_v3(decode_with(_v3, body))
     if probe.event_id is not msgspec.UNSET:
-        return from_v4(_decode(_v4, body))
+        return from_v4(decode_with(_v4, body))
     raise InvalidPayload(
         "not a Fingerprint webhook: expected `requestId` (v3) or `event_id` (v4)",
         field="$.requestId",
+    )
+
+
+class _AnyProbe(msgspec.Struct):
+    """Tells a Fingerprint event (``requestId`` / ``event_id``) from an IPQS result."""
+
+    request_id: object = msgspec.field(default=msgspec.UNSET, name="requestId")
+    event_id: object = msgspec.UNSET
+    ipqs_request_id: object = msgspec.field(default=msgspec.UNSET, name="request_id")
+
+
+_any_probe = msgspec.json.Decoder(_AnyProbe)
+
+
+def decode_event(body: bytes, received_at: datetime) -> Observation:
+    """Any stored or exported event: Fingerprint v3 / v4 webhook or IPQS result."""
+    probe = decode_with(_any_probe, body)
+    if probe.request_id is not msgspec.UNSET:
+        return from_v3(decode_with(_v3, body))
+    if probe.event_id is not msgspec.UNSET:
+        return from_v4(decode_with(_v4, body))
+    if probe.ipqs_request_id is not msgspec.UNSET:
+        return decode_ipqs(body, received_at)
+    raise InvalidPayload(
+        "neither a Fingerprint event (requestId / event_id) nor an IPQS result (request_id)",
+        field="$",
     )
 
 
@@ -61,7 +88,7 @@ def decode_ipqs(body: bytes, received_at: datetime) -> Observation:
     """Decode an IPQS device fingerprint result; ``received_at`` stands in for a missing time."""
     if not body:
         raise MalformedBody("body is empty")
-    return from_ipqs(_decode(_ipqs, body), received_at)
+    return from_ipqs(decode_with(_ipqs, body), received_at)
 
 
 def from_ipqs(result: IpqsResult, received_at: datetime) -> Observation:

@@ -5,23 +5,36 @@
 - each scored observation by request id (for ``POST /v1/score`` with only a requestId, when
   the webhook arrived first), with a TTL.
 
-Writes are staged on a pipeline the caller is already sending, so they cost no round trip.
+Writes are commands the caller adds to a batch it is already sending (no extra round trip),
+or hands to ``DeferredWrites`` to send after the answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 import msgspec
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from service.keys import Keys
+from service.lua import Arg, Command, LuaScript, execute
 from service.observation import Observation
 
-Stage = Callable[[Pipeline], Any]
+log = logging.getLogger("riskwire.history")
+
+_PUSH = LuaScript(
+    """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+)
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, rename="camel", kw_only=True):
@@ -51,21 +64,28 @@ class Memory:
         self._history_ttl_ms = history_ttl_ms
         self._obs_ttl_s = obs_ttl_s
 
-    def stage_history(self, pipe: Pipeline, device: str, entry: HistoryEntry) -> None:
-        key = self._keys.history(device)
-        pipe.zadd(key, {_entry_encoder.encode(entry): int(entry.time.timestamp() * 1000)})
-        pipe.zremrangebyrank(key, 0, -(self._length + 1))
-        pipe.pexpire(key, self._history_ttl_ms)
+    def history_command(self, device: str, entry: HistoryEntry) -> Command:
+        """Add ``entry`` to the device's latest scores (one script: one reply to read)."""
+        keys = [self._keys.history(device)]
+        time_ms = int(entry.time.timestamp() * 1000)
+        args: list[Arg] = [
+            _entry_encoder.encode(entry),
+            time_ms,
+            self._length,
+            self._history_ttl_ms,
+        ]
+        return _PUSH.call(keys, args)
 
-    def stage_observation(self, pipe: Pipeline, obs: Observation) -> None:
+    def observation_command(self, obs: Observation) -> Command:
         key = self._keys.observation(obs.idempotency_scope, obs.request_id)
-        pipe.set(key, _obs_encoder.encode(obs), ex=self._obs_ttl_s)
+        return ("SET", key, _obs_encoder.encode(obs), "EX", self._obs_ttl_s)
 
-    async def run(self, *stages: Stage) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for stage in stages:
-                stage(pipe)
-            await pipe.execute()
+    async def run(self, commands: Sequence[Command]) -> None:
+        await execute(self._redis, commands, self.scripts)
+
+    @property
+    def scripts(self) -> list[LuaScript]:
+        return [_PUSH]
 
     async def recent(self, device: str) -> list[HistoryEntry]:
         raw = cast(
@@ -76,3 +96,54 @@ class Memory:
     async def observation(self, scope: str, request_id: str) -> Observation | None:
         raw = cast(bytes | None, await self._redis.get(self._keys.observation(scope, request_id)))
         return None if raw is None else _obs_decoder.decode(raw)
+
+
+class DeferredWrites:
+    """Writes that may follow an answer (score history, stored observations), sent in
+    batches by one background task instead of a round trip per request.
+
+    They are conveniences, not the record: on a crash the last ~``interval_s`` of them are
+    lost, and a failed batch is logged and dropped rather than retried forever.
+    """
+
+    def __init__(self, memory: Memory, *, interval_s: float = 0.05, max_batch: int = 500) -> None:
+        self._memory = memory
+        self._interval_s = interval_s
+        self._max_batch = max_batch
+        self._pending: list[Command] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def add(self, commands: Sequence[Command]) -> None:
+        self._pending.extend(commands)
+        if len(self._pending) >= self._max_batch:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="riskwire-deferred-writes")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        await self.flush()
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            await self._memory.run(batch)
+        except Exception as exc:
+            self.dropped += len(batch)
+            log.warning("dropped %d deferred writes: %s", len(batch), type(exc).__name__)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+            self._wake.clear()
+            await self.flush()

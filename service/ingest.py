@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
 
 import msgspec
 
 from service.decode import decode_fingerprint, decode_ipqs
 from service.errors import Unauthorized
-from service.history import Memory, Stage
+from service.history import Memory
 from service.observation import Observation
 from service.outbox import Outbox
 from service.scoring import Scorer
@@ -99,18 +98,17 @@ class Ingestor:
             specs.skipped,
             RiskSummary(risk.score, risk.level, risk.action),
         )
-        stages: list[Stage] = [partial(self._memory.stage_observation, obs=obs)]
+        also = [self._memory.observation_command(obs)]
         if assessment.refs.device is not None:
             entry = self._scorer.history_entry(obs, assessment)
-            stages.append(
-                partial(self._memory.stage_history, device=assessment.refs.device, entry=entry)
-            )
+            also.append(self._memory.history_command(assessment.refs.device, entry))
         fresh, stored = await self._outbox.commit(
             scope,
             obs.request_id,
             _encoder.encode(answer),
             [m for _, m in specs.messages],
-            also=stages,
+            also=also,
+            also_scripts=self._memory.scripts,
         )
         if fresh:
             return Ingested(answer, replayed=False)

@@ -35,6 +35,7 @@ class AccessLists:
             _networks(settings.allow_ips, "ALLOW_IPS"),
             _networks(settings.deny_ips, "DENY_IPS"),
         )
+        self._empty = not any((*self._visitors, *self._users, *self._ips))
 
     def match(
         self, visitor_id: str | None, user_id: str | None, ip: str | None

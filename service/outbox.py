@@ -8,15 +8,15 @@ and deleted only after Segment (or the sink) took them; failures stay pending.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import cast
 
 import msgspec
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from service.keys import Keys
+from service.lua import Command, LuaScript, execute
 
 GROUP = "segment"
 FIELD = b"m"
@@ -51,8 +51,8 @@ class Outbox:
         self._redis = redis
         self._keys = keys
         self._answer_ttl_s = answer_ttl_s
-        self._commit = redis.register_script(_COMMIT)
-        self._park = redis.register_script(_PARK)
+        self._commit = LuaScript(_COMMIT)
+        self._park = LuaScript(_PARK)
 
     async def recall(self, scope: str, request_id: str) -> bytes | None:
         """The answer already given for this request id, if any."""
@@ -66,23 +66,19 @@ class Outbox:
         answer: bytes,
         messages: Sequence[bytes],
         *,
-        also: Sequence[Callable[[Pipeline], Any]] = (),
+        also: Sequence[Command] = (),
+        also_scripts: Sequence[LuaScript] = (),
     ) -> tuple[bool, bytes]:
         """Enqueue ``messages`` and remember ``answer``, unless the request id was seen.
 
-        ``also`` stages further (idempotent) writes into the same round trip. Returns
+        ``also`` adds further (idempotent) writes to the same round trip. Returns
         (fresh, answer): the stored answer wins over ours for a repeated id.
         """
         keys = [self._keys.answer(scope, request_id), self._keys.outbox]
         args: list[bytes | int] = [answer, self._answer_ttl_s, *messages]
-        if not also:
-            fresh, stored = await self._commit(keys=keys, args=args)
-            return bool(fresh), cast(bytes, stored)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            await self._commit(keys=keys, args=args, client=pipe)
-            for stage in also:
-                stage(pipe)
-            replies = await pipe.execute()
+
+        commands = [self._commit.call(keys, args), *also]
+        replies = await execute(self._redis, commands, [self._commit, *also_scripts])
         fresh, stored = replies[0]
         return bool(fresh), cast(bytes, stored)
 
@@ -126,10 +122,9 @@ class Outbox:
 
     async def park(self, entry: Entry, error: str) -> None:
         """Move one message Segment refused to the dead-letter stream, atomically."""
-        await self._park(
-            keys=[self._keys.outbox, self._keys.parked],
-            args=[entry.id, entry.message, error, GROUP],
-        )
+        keys = [self._keys.outbox, self._keys.parked]
+        args: list[str | bytes] = [entry.id, entry.message, error, GROUP]
+        await execute(self._redis, [self._park.call(keys, args)], [self._park])
 
     async def length(self) -> int:
         return int(await self._redis.xlen(self._keys.outbox))

@@ -8,13 +8,16 @@ window) and by rank (``cap`` newest kept), with a TTL of the widest window.
 
 A count over window ``w`` at time ``t`` is the number of members last seen at or after
 ``t - w``. Adding a member that is already there changes nothing, so a redelivered request
-counts once. ``reuse_memory.py`` implements the same definition for batch rescoring.
+counts once. Members older than the widest window are never counted, so trimming them
+(done when a set grows) only bounds memory and never changes a count. ``reuse_memory.py``
+implements the same definition for batch rescoring.
 
 The three calls go in one pipeline: one round trip per observation.
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from typing import Literal, cast
 
@@ -22,6 +25,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from service.keys import Keys
+from service.lua import LuaScript, execute
 
 Entity = Literal["device", "user", "ip"]
 Mode = Literal["gt", "nx"]
@@ -51,45 +55,46 @@ ENTITIES: tuple[Entity, ...] = ("device", "user", "ip")
 RELATION_NAMES: tuple[str, ...] = tuple(name for rels in RELATIONS.values() for name, _, _ in rels)
 IPQS_FIELD = "ipqs"
 
-_OBSERVE = """
+# One script per entity, generated from this template with the configuration baked in
+# (windows, cap, TTL, join window, ZADD mode per relation): a call then carries only the
+# time and the members, which keeps command packing cheap on the hot path.
+# ARGV: now, write ('1' / '0'), one member per relation ('' = none), IPQS blob ('' = none).
+_TEMPLATE = """
+local windows = {$windows}
+local modes = {$modes}
+local cap, ttl, blob_age, blob_field = $cap, $ttl, $blob_age, '$blob_field'
 local now = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local cap = tonumber(ARGV[3])
-local write = ARGV[4] == '1'
-local nw = tonumber(ARGV[5])
-local windows = {}
-for i = 1, nw do windows[i] = tonumber(ARGV[5 + i]) end
-local horizon = now - windows[nw]
+local write = ARGV[2] == '1'
+local horizon = now - windows[#windows]
 local n = #KEYS - 1
 local meta = KEYS[#KEYS]
-local base = 5 + nw
 local out = {}
 local touched = false
 for k = 1, n do
   local key = KEYS[k]
-  if write then
-    local member = ARGV[base + 2 * k - 1]
-    if member ~= '' then
-      local mode = 'GT'
-      if ARGV[base + 2 * k] == 'nx' then mode = 'NX' end
-      redis.call('ZADD', key, mode, now, member)
-      touched = true
+  local member = ARGV[2 + k]
+  if write and member ~= '' then
+    touched = true
+    -- Trimming only bounds memory (counts never reach past the widest window), so a set
+    -- is trimmed when it is written, and by time only once it is past a few members.
+    if redis.call('ZADD', key, modes[k], 'CH', now, member) == 1 then
+      local size = redis.call('ZCARD', key)
+      if size > 8 then
+        size = size - redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. horizon)
+      end
+      if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
+      redis.call('PEXPIRE', key, ttl)
     end
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. horizon)
-    local size = redis.call('ZCARD', key)
-    if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
-    if size > 0 then redis.call('PEXPIRE', key, ttl) end
   end
-  for w = 1, nw do
+  for w = 1, #windows do
     out[#out + 1] = redis.call('ZCOUNT', key, now - windows[w], '+inf')
   end
 end
-local p = base + 2 * n
-local blob_field, blob_value, blob_age = ARGV[p + 1], ARGV[p + 2], tonumber(ARGV[p + 3])
+local blob_value = ARGV[3 + n]
 if write and touched then
   local first = redis.call('HGET', meta, 'first')
   if not first or now < tonumber(first) then redis.call('HSET', meta, 'first', now) end
-  if blob_value ~= '' then
+  if blob_field ~= '' and blob_value ~= '' then
     redis.call('HSET', meta, blob_field, blob_value, blob_field .. ':at', now)
   end
   redis.call('PEXPIRE', meta, ttl)
@@ -150,9 +155,9 @@ class ReuseStore:
         self._redis = redis
         self._keys = keys
         self._windows = tuple(windows_ms)
-        self._cap = cap
-        self._ipqs_window_ms = ipqs_window_ms
-        self._script = redis.register_script(_OBSERVE)
+        self._scripts = {
+            entity: _script(entity, self._windows, cap, ipqs_window_ms) for entity in ENTITIES
+        }
 
     @property
     def windows_ms(self) -> tuple[int, ...]:
@@ -167,21 +172,25 @@ class ReuseStore:
         ipqs_blob: bytes | None = None,
     ) -> ReuseSnapshot:
         """Record ``refs`` at ``now_ms`` (unless ``write`` is False) and read every count back."""
-        calls: list[Entity] = []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entity in ENTITIES:
-                entity_id = refs.entity_id(entity)
-                if entity_id is None:
-                    continue
-                calls.append(entity)
-                keys, args = self._call(entity, entity_id, refs, now_ms, write, ipqs_blob)
-                await self._script(keys=keys, args=args, client=pipe)
-            replies = await pipe.execute() if calls else []
+        calls = [(e, entity_id) for e in ENTITIES if (entity_id := refs.entity_id(e)) is not None]
         counts = {name: (0,) * len(self._windows) for name in RELATION_NAMES}
+        if not calls:
+            return ReuseSnapshot(counts)
+
+        commands = []
+        for entity, entity_id in calls:
+            relations = RELATIONS[entity]
+            keys = [self._keys.entity(entity, entity_id, kind) for _, kind, _ in relations]
+            keys.append(self._keys.entity(entity, entity_id, "meta"))
+            args: list[str | int | bytes] = [now_ms, "1" if write else "0"]
+            args += [refs.member(kind) or "" for _, kind, _ in relations]
+            args.append(ipqs_blob if (entity == "user" and ipqs_blob) else b"")
+            commands.append(self._scripts[entity].call(keys, args))
+        replies = await execute(self._redis, commands, list(self._scripts.values()))
         first_seen: int | None = None
         blob: bytes | None = None
         width = len(self._windows)
-        for entity, reply in zip(calls, replies, strict=True):
+        for (entity, _), reply in zip(calls, replies, strict=True):
             values = cast(list[int | bytes | None], reply)
             for index, (name, _, _) in enumerate(RELATIONS[entity]):
                 window_counts = values[index * width : (index + 1) * width]
@@ -193,31 +202,16 @@ class ReuseStore:
                 blob = values[-1]
         return ReuseSnapshot(counts, first_seen, blob)
 
-    def _call(
-        self,
-        entity: Entity,
-        entity_id: str,
-        refs: EntityRefs,
-        now_ms: int,
-        write: bool,
-        ipqs_blob: bytes | None,
-    ) -> tuple[list[str], list[str | int | bytes]]:
-        relations = RELATIONS[entity]
-        # Within an entity the member kind names the relation: short keys, less memory.
-        keys = [self._keys.entity(entity, entity_id, kind) for _, kind, _ in relations]
-        keys.append(self._keys.entity(entity, entity_id, "meta"))
-        args: list[str | int | bytes] = [
-            now_ms,
-            self._windows[-1],
-            self._cap,
-            "1" if write else "0",
-            len(self._windows),
-            *self._windows,
-        ]
-        for _, kind, mode in relations:
-            args += [refs.member(kind) or "", mode]
-        # IPQS results are joined through the user: stored on, and read from, the user entity.
-        blob_field = IPQS_FIELD if entity == "user" else ""
-        blob_value = ipqs_blob if (entity == "user" and ipqs_blob) else b""
-        args += [blob_field, blob_value, self._ipqs_window_ms]
-        return keys, args
+
+def _script(entity: Entity, windows: tuple[int, ...], cap: int, blob_age_ms: int) -> LuaScript:
+    relations = RELATIONS[entity]
+    source = string.Template(_TEMPLATE).substitute(
+        windows=", ".join(str(w) for w in windows),
+        modes=", ".join(f"'{mode.upper()}'" for _, _, mode in relations),
+        cap=cap,
+        ttl=windows[-1],
+        blob_age=blob_age_ms,
+        # IPQS results are joined through the user: stored on, and read from, the user.
+        blob_field=IPQS_FIELD if entity == "user" else "",
+    )
+    return LuaScript(source)

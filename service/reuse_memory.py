@@ -1,10 +1,12 @@
 """The reuse signals of ``reuse.py``, computed in process memory for batch rescoring.
 
 Same definition, second store: each relation keeps member → time (last seen, or first seen
-for request ids), is trimmed of members older than the widest window and then to the ``cap``
-newest (Redis's rank order: by time, then member), and a count over window ``w`` at time
-``t`` is the number of members with time >= ``t - w``. The IPQS join and the device's
-first sighting behave as in the Lua script. ``tests/integration/test_reuse_equivalence.py``
+for request ids), is trimmed when written to the ``cap`` newest (Redis's rank order: by time,
+then member) and of members older than the widest window, and a count over window ``w`` at
+time ``t`` is the number of members with time >= ``t - w``. (Redis trims by time lazily;
+either way no count ever reaches past the widest window, so the counts agree.) The IPQS
+join and the device's first sighting behave as in the Lua script.
+``tests/integration/test_reuse_equivalence.py``
 replays one stream through both stores and compares every count.
 
 Entities untouched for longer than the widest window are evicted (Redis lets their keys
@@ -98,16 +100,17 @@ class MemoryReuseStore:
         touched = False
         horizon = now_ms - self._windows[-1]
         for index, (_, kind, mode) in enumerate(relations):
-            members = state.relations[index]
             member = refs.member(kind)
-            if member:
-                previous = members.get(member)
-                if previous is None or (mode == "gt" and now_ms > previous):
-                    members[member] = now_ms
-                touched = True
-            stale = [m for m, seen in members.items() if seen < horizon]
-            for m in stale:
-                del members[m]
+            if not member:
+                continue
+            touched = True
+            members = state.relations[index]
+            previous = members.get(member)
+            if previous is not None and (mode == "nx" or now_ms <= previous):
+                continue
+            members[member] = now_ms
+            for stale in [m for m, seen in members.items() if seen < horizon]:
+                del members[stale]
             if len(members) > self._cap:
                 ranked = sorted(members.items(), key=lambda item: (item[1], item[0]))
                 for m, _ in ranked[: len(members) - self._cap]:

@@ -16,6 +16,7 @@ from service.lists import AccessLists
 from service.model import Reason, Risk, RiskModel, Thresholds
 from service.observation import IpqsSignals, Observation
 from service.reuse import EntityRefs, ReuseSnapshot, ReuseStore
+from service.reuse_memory import MemoryReuseStore
 from service.specs import iso8601
 
 _ipqs_encoder = msgspec.msgpack.Encoder()
@@ -23,6 +24,11 @@ _ipqs_decoder = msgspec.msgpack.Decoder(IpqsSignals)
 
 # The reuse counts surfaced as traits / signals (the rest stay model inputs).
 KEY_RELATIONS = ("users_per_device", "devices_per_user", "ips_per_device", "devices_per_ip")
+
+
+def ipqs_blob(obs: Observation) -> bytes | None:
+    """An IPQS result's signals, remembered on its user for later observations to join."""
+    return _ipqs_encoder.encode(obs.ipqs) if obs.source == "ipqs" and obs.ipqs else None
 
 
 class Assessment(msgspec.Struct, frozen=True):
@@ -34,11 +40,14 @@ class Assessment(msgspec.Struct, frozen=True):
 
 
 class Scorer:
+    """Scores observations. ``assess`` uses Redis (the service); ``assess_in`` an in-memory
+    store (batch rescoring, training) — the same refs, features and verdict either way."""
+
     def __init__(
         self,
         *,
         policy: IdentifierPolicy,
-        store: ReuseStore,
+        store: ReuseStore | None,
         spec: FeatureSpec,
         model: RiskModel,
         thresholds: Thresholds,
@@ -70,28 +79,55 @@ class Scorer:
     async def assess(
         self, obs: Observation, *, now: datetime | None = None, count_event: bool = True
     ) -> Assessment:
-        """Record the observation's identifiers, read the counts back, and score."""
+        """Record the observation's identifiers in Redis, read the counts back, and score."""
+        assert self._store is not None, "this scorer has no Redis store"
         await self._policy.ready()
         moment = now or obs.time
-        blob = _ipqs_encoder.encode(obs.ipqs) if obs.source == "ipqs" and obs.ipqs else None
         refs = self.refs(obs, count_event=count_event)
-        reuse = await self._store.observe(refs, int(moment.timestamp() * 1000), ipqs_blob=blob)
+        reuse = await self._store.observe(
+            refs, int(moment.timestamp() * 1000), ipqs_blob=ipqs_blob(obs)
+        )
+        return self.evaluate(obs, refs, reuse, moment)
+
+    def assess_in(self, store: MemoryReuseStore, obs: Observation) -> Assessment:
+        """As ``assess``, at the observation's own time, against an in-memory store."""
+        refs = self.refs(obs)
+        reuse = store.observe(refs, int(obs.time.timestamp() * 1000), ipqs_blob=ipqs_blob(obs))
+        return self.evaluate(obs, refs, reuse, obs.time)
+
+    def evaluate(
+        self, obs: Observation, refs: EntityRefs, reuse: ReuseSnapshot, moment: datetime
+    ) -> Assessment:
+        features = self.features(obs, reuse, moment)
+        return Assessment(self.verdict(obs, features), refs, reuse, features, datetime.now(UTC))
+
+    def features(
+        self, obs: Observation, reuse: ReuseSnapshot, moment: datetime
+    ) -> npt.NDArray[np.float64]:
         ipqs = obs.ipqs
         if ipqs is None and reuse.ipqs_blob is not None:
             ipqs = _ipqs_decoder.decode(reuse.ipqs_blob)
-        features = self.spec.vector(FeatureInput(obs, reuse, ipqs, moment))
+        return self.spec.vector(FeatureInput(obs, reuse, ipqs, moment))
+
+    def verdict(
+        self,
+        obs: Observation,
+        features: npt.NDArray[np.float64],
+        model: RiskModel | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> Risk:
+        """The allow / deny lists first, then ``model`` (default: this scorer's)."""
+        model = model or self.model
         listed = self._lists.match(obs.visitor_id, obs.user_id, obs.ip)
         if listed is not None:
-            risk = Risk(
+            return Risk(
                 score=0 if listed.allow else 100,
                 level="low" if listed.allow else "high",
                 action="allow" if listed.allow else "block",
                 reasons=[Reason(listed.code, 0.0)],
-                model_version=self.model.version,
+                model_version=model.version,
             )
-        else:
-            risk = self.model.risk(features, self.thresholds)
-        return Assessment(risk, refs, reuse, features, datetime.now(UTC))
+        return model.risk(features, thresholds or self.thresholds)
 
     def key_counts(self, reuse: ReuseSnapshot) -> dict[str, int]:
         return {

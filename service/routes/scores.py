@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Response, get, post
-from litestar.background_tasks import BackgroundTask
+from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody, PathParameter
+from litestar.params import PathParameter, RawBody
 
 from service.auth import SECURITY, require_api_key
 from service.checkout import ScoreRequest, ScoreResponse, ScoreService, VisitorView
 from service.errors import error_responses
+from service.openapi import json_body
 
 
 def provide_scores(state: State) -> ScoreService:
@@ -31,15 +31,16 @@ class ScoreController(Controller):
         "/score",
         operation_id="scoreVisitor",
         status_code=200,
-        responses=error_responses(400, 401, 404, 422, 503),
+        responses=error_responses(400, 401, 404, 413, 422, 503),
+        operation_class=json_body(
+            ScoreRequest,
+            description="At least one of requestId, visitorId, event (a Fingerprint v3 or v4 "
+            "event) or ipqs; userId / email / ip are authoritative. Unknown fields are refused.",
+        ),
     )
-    async def score(
-        self, data: JSONBody[ScoreRequest], scores: NamedDependency[ScoreService]
-    ) -> Response[ScoreResponse]:
+    async def score(self, body: RawBody, scores: NamedDependency[ScoreService]) -> ScoreResponse:
         """Score a visitor for a checkout: by requestId, visitorId, inline event or IPQS result."""
-        answer, stages = await scores.score(data)
-        background = BackgroundTask(scores.record, stages) if stages else None
-        return Response(answer, background=background)
+        return await scores.score(body)
 
     @get(
         "/visitors/{visitor_id:str}",

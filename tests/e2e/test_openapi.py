@@ -49,4 +49,8 @@ async def test_bodies_and_security_are_described(client: AsyncTestClient[Litesta
     assert "security" not in paths["/webhooks/fingerprint"]["post"]
     assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     components = schema["components"]["schemas"]
-    assert {"ScoreRequest", "ScoreResponse", "VisitorView", "ErrorBody"} <= set(components)
+    assert {"ScoreResponse", "VisitorView", "ErrorBody"} <= set(components)
+    score_body = paths["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
+    assert {"requestId", "visitorId", "userId", "email", "ip", "ipqs", "event"} <= set(
+        score_body["schema"]["properties"]
+    )

@@ -114,8 +114,17 @@ async def test_score_api_errors_are_clear(client: AsyncTestClient[Litestar]) -> 
         assert response.status_code == status, (body, response.text)
         assert response.json()["error"]["field"] == field
     bad = await client.post("/v1/score", json={"visitorId": "v", "typo": 1}, headers=AUTH)
-    assert bad.status_code == 400
+    assert bad.status_code == 422
     assert "typo" in bad.json()["error"]["message"]
+    deep = await client.post(
+        "/v1/score", json={"ipqs": {"request_id": "x", "fraud_chance": 101}}, headers=AUTH
+    )
+    assert deep.status_code == 422
+    assert deep.json()["error"]["field"] == "$.ipqs.fraud_chance"
+    for raw in (b"", b"{oops"):
+        response = await client.post("/v1/score", content=raw, headers=AUTH)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "malformed_json"
 
 
 async def test_score_with_an_inline_event_then_by_request_id(

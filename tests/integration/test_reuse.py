@@ -41,12 +41,19 @@ async def test_windows_expire_as_the_clock_moves(store: ReuseStore) -> None:
 
 
 async def test_members_older_than_the_widest_window_are_trimmed(
-    store: ReuseStore, redis_client: Redis, prefix: str
+    redis_client: Redis, prefix: str
 ) -> None:
-    await store.observe(EntityRefs(device="D", user="old"), T0)
-    await store.observe(EntityRefs(device="D", user="new"), T0 + 31 * DAY)
-    members = await redis_client.zrange(Keys(prefix).entity("device", "D", "user"), 0, -1)
-    assert members == [b"new"]
+    store = ReuseStore(redis_client, Keys(prefix), windows_ms=WINDOWS, cap=100, ipqs_window_ms=HOUR)
+    key = Keys(prefix).entity("device", "D", "user")
+    for n in range(5):
+        await store.observe(EntityRefs(device="D", user=f"old{n}"), T0 + n)
+    later = T0 + 31 * DAY
+    snap = await store.observe(EntityRefs(device="D", user="new0"), later)
+    assert snap.counts["users_per_device"] == (1, 1, 1)  # stale members never count
+    for n in range(1, 5):
+        await store.observe(EntityRefs(device="D", user=f"new{n}"), later + n)
+    # Past a few members a write trims by time: only the recent ones are left.
+    assert await redis_client.zrange(key, 0, -1) == [f"new{n}".encode() for n in range(5)]
 
 
 async def test_cap_keeps_the_newest_members(
