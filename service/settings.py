@@ -96,7 +96,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_base_s: float = 0.5
     retry_cap_s: float = 60.0
 
-    # Identifiers (user ids, emails, IPs, device ids) are stored as HMACs under this key.
+    # Identifiers (user ids, emails, IPs, device ids) are stored as keyed hashes (BLAKE2b
+    # MAC) under this key.
     # Unset: a random key is generated once and kept in Redis (see README, "Privacy").
     hash_key: Secret | None = None
     reuse_windows: tuple[str, ...] = ("1h", "24h", "30d")
