@@ -53,7 +53,8 @@ class BotResult(_Camel, frozen=True):
 
 class VpnMethods(_Camel, frozen=True):
     timezone_mismatch: bool | None = None
-    public_vpn: bool | None = None
+    # The wire spells it publicVPN, not the camelCase rule's publicVpn.
+    public_vpn: bool | None = msgspec.field(default=None, name="publicVPN")
     auxiliary_mobile: bool | None = None
     os_mismatch: bool | None = None
     relay: bool | None = None

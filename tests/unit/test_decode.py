@@ -44,6 +44,7 @@ def test_v3_webhook_fixture() -> None:
     s = obs.signals
     assert (s.bot, s.proxy, s.vpn, s.tor, s.tampering) == (True, True, False, False, False)
     assert (s.datacenter, s.location_spoofing, s.suspect_score) == (True, True, 0)
+    assert (s.vpn_public, s.relay, s.vpn_timezone_mismatch) == (False, False, False)
     assert obs.segment is None  # the fixture's tag has no integrations
 
 

@@ -1,0 +1,330 @@
+"""Legitimate populations: the shop's real customers, including the ones who look risky.
+
+Each population is a class with a ``name``, a ``label`` and ``actors(world)``: one generator
+per person or household, yielding that actor's visits in time order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from functools import partial
+
+from service.simulation import clock, devices, geo, ids
+from service.simulation.geo import City, Ip
+from service.simulation.visit import Account, Label, Signals, Visit
+from service.simulation.world import Actor, Customer, World
+
+Step = tuple[str, str]  # (Segment track event, page path)
+
+LOGIN: Step = ("Logged In", "/login")
+SIGNUP: Step = ("Signed Up", "/signup")
+CHECKOUT: Step = ("Checkout Started", "/checkout")
+ORDER: Step = ("Order Completed", "/checkout/complete")
+PRODUCT: Step = ("Product Viewed", "/products")
+
+_VISIT_FLOWS: tuple[tuple[Step, ...], ...] = (
+    (LOGIN,),
+    (LOGIN, PRODUCT),
+    (LOGIN, CHECKOUT),
+    (LOGIN, CHECKOUT, ORDER),
+    (CHECKOUT, ORDER),
+)
+_VISIT_WEIGHTS = (22, 13, 25, 25, 15)
+
+
+def visit_flow(rng: random.Random) -> tuple[Step, ...]:
+    return rng.choices(_VISIT_FLOWS, _VISIT_WEIGHTS)[0]
+
+
+def step_gap(rng: random.Random) -> int:
+    """Time between two pages of one visit."""
+    return 20 * clock.SECOND_MS + int(rng.random() * 460 * clock.SECOND_MS)
+
+
+def regular_confidence(rng: random.Random) -> float:
+    """Fingerprint's confidence for a known, ordinary browser: nearly always >= 0.95."""
+    return rng.uniform(0.95, 1.0) if rng.random() < 0.95 else rng.uniform(0.8, 0.95)
+
+
+def elsewhere(rng: random.Random, home: City) -> City:
+    """A holiday or business-trip destination: any other home country."""
+    while True:
+        city = geo.home_city(rng)
+        if city.country != home.country:
+            return city
+
+
+class ReturningCustomers:
+    """Returning customers [legit].
+
+    One account and one stable device each (a quarter also own a phone they sometimes use),
+    first seen by Fingerprint months ago, coming back every few days (log-normal around four)
+    in their home country's waking hours, from their home line (which their ISP re-assigns
+    now and then) or, on the phone, their carrier. Confidence 0.95-1.0, clean signals — apart
+    from the noise real customers make: a work VPN (3 %), travel abroad (1.5 %), incognito
+    (3 %), developer tools (1 %), a few privacy-hardened browsers, and now and then (1.2 % of
+    visits) a new device Fingerprint has never seen.
+    """
+
+    name = "returning_customer"
+    label: Label = "legit"
+
+    def actors(self, world: World) -> list[Actor]:
+        return [
+            Actor(customer.first_visit_ms, partial(self._customer, world, customer))
+            for customer in world.customers
+        ]
+
+    def _customer(self, world: World, customer: Customer) -> Iterator[Visit]:
+        rng = world.rng(self.name, customer.index)
+        time = customer.first_visit_ms
+        while time < world.end_ms:
+            slot = 1 if len(customer.devices) > 1 and rng.random() < 0.3 else 0
+            device = customer.devices[slot]
+            if rng.random() < 0.012:
+                # A new laptop or a reinstalled browser: an unknown device on a known
+                # account, exactly what a careful account takeover looks like too.
+                profile = devices.phone(rng) if device.profile.mobile else devices.desktop(rng)
+                device = devices.new_device(rng, profile, customer.home, time)
+                customer.devices[slot] = device
+            if rng.random() < 0.03:
+                customer.home_ip = geo.residential(rng, customer.home)
+            ip: Ip = customer.home_ip
+            tz_city = customer.home
+            roll = rng.random()
+            if roll < 0.03:
+                ip = geo.vpn_exit(rng, rng.choice((customer.home.country, None)))
+            elif roll < 0.045:
+                tz_city = elsewhere(rng, customer.home)
+                ip = geo.cellular(rng, tz_city)
+            elif device.profile.mobile and rng.random() < 0.5:
+                ip = geo.cellular(rng, customer.home)
+            incognito = rng.random() < 0.03
+            for event, path in visit_flow(rng):
+                if time >= world.end_ms:
+                    return
+                confidence = rng.uniform(0.86, 0.99) if customer.brave else regular_confidence(rng)
+                yield world.visit(
+                    rng,
+                    time_ms=time,
+                    population=self.name,
+                    label=self.label,
+                    device=device,
+                    account=customer.account,
+                    ip=ip,
+                    tz_city=tz_city,
+                    event=event,
+                    path=path,
+                    confidence=confidence,
+                    incognito=incognito,
+                    signals=Signals(
+                        privacy_settings=customer.brave,
+                        developer_tools=rng.random() < 0.01,
+                    ),
+                )
+                time += step_gap(rng)
+            time = clock.next_visit(rng, time, customer.mean_gap_days, customer.home.utc_offset_min)
+
+
+class NewCustomers:
+    """New customers [legit].
+
+    Someone arrives for the first time (visitorFound false, firstSeenAt = now), signs up with
+    a brand-new account (user ids continue the shop's sequence) and often goes on to check
+    out; 45 % come back once to three times within days. Mostly clean; some browse
+    incognito (8 %) or behind a VPN (5 %) — the same surface as a promo abuser's first visit.
+    """
+
+    name = "new_customer"
+    label: Label = "legit"
+    per_day = 140
+
+    def actors(self, world: World) -> list[Actor]:
+        arrivals = world.rng(self.name, "arrivals")
+        actors = []
+        for index in range(world.count(self.per_day, True)):
+            home = geo.home_city(arrivals)
+            time = clock.first_visit(arrivals, world.start_ms, world.end_ms, home.utc_offset_min)
+            if time < world.end_ms:
+                actors.append(Actor(time, partial(self._newcomer, world, index, home, time)))
+        return actors
+
+    def _newcomer(self, world: World, index: int, home: City, time: int) -> Iterator[Visit]:
+        rng = world.rng(self.name, index)
+        device = devices.new_device(rng, devices.any_device(rng, 0.5), home, time)
+        account = Account(ids.email(rng, *ids.person(rng)))
+        home_ip = geo.cellular(rng, home) if device.profile.mobile else geo.residential(rng, home)
+        incognito = rng.random() < 0.08
+        ip = geo.vpn_exit(rng, home.country) if rng.random() < 0.05 else home_ip
+        first: tuple[Step, ...] = (SIGNUP, CHECKOUT, ORDER) if rng.random() < 0.45 else (SIGNUP,)
+        if first == (SIGNUP,) and rng.random() < 0.3:
+            first = (SIGNUP, CHECKOUT)
+        returns = rng.randint(1, 3) if rng.random() < 0.45 else 0
+        flows = [first, *(visit_flow(rng) for _ in range(returns))]
+        for number, flow in enumerate(flows):
+            for event, path in flow:
+                if time >= world.end_ms:
+                    return
+                yield world.visit(
+                    rng,
+                    time_ms=time,
+                    population=self.name,
+                    label=self.label,
+                    device=device,
+                    account=account,
+                    ip=ip,
+                    event=event,
+                    path=path,
+                    confidence=rng.uniform(0.9, 1.0) if number == 0 else regular_confidence(rng),
+                    incognito=incognito and number == 0,
+                    email_trait=event == "Signed Up",
+                )
+                time += step_gap(rng)
+            time = clock.next_visit(rng, time, 2.0, home.utc_offset_min)
+            ip = home_ip
+
+
+class PrivacyUsers:
+    """Legitimate VPN / privacy-browser users [legit].
+
+    One account on one device each, but the device hides: most visits leave through a
+    commercial VPN (public-VPN method, a datacenter exit, often another country, hence a
+    time-zone mismatch) or a privacy relay (relay method, same region), with a fresh exit IP
+    each time; many run hardened browsers (privacy settings, lower confidence), some browse
+    incognito, a few show tampering from privacy extensions and a few use Tor now and then.
+    They look risky on signals alone; only their one-user-per-device history says otherwise.
+    """
+
+    name = "privacy_user"
+    label: Label = "legit"
+    size = 220
+
+    def actors(self, world: World) -> list[Actor]:
+        setup = world.rng(self.name, "accounts")
+        return [
+            Actor(
+                world.start_ms,
+                partial(
+                    self._user, world, index, world.existing_account(setup, *ids.person(setup))
+                ),
+            )
+            for index in range(world.count(self.size))
+        ]
+
+    def _user(self, world: World, index: int, account: Account) -> Iterator[Visit]:
+        rng = world.rng(self.name, index)
+        home = geo.home_city(rng)
+        profile = devices.privacy_browser(rng)
+        since = world.start_ms - rng.randint(20, 600) * clock.DAY_MS - rng.randrange(clock.DAY_MS)
+        last_seen = world.start_ms - rng.randrange(1, 6 * clock.DAY_MS)
+        device = devices.new_device(rng, profile, home, since, last_seen)
+        relay_user = profile.browser in ("Safari", "Mobile Safari") and rng.random() < 0.7
+        hardened = not relay_user and rng.random() < 0.55
+        incognito_habit = rng.choice((0.0, 0.05, 0.2, 0.5))
+        tor_habit = 0.12 if rng.random() < 0.06 else 0.0
+        vpn_habit = rng.uniform(0.7, 0.97)
+        home_ip = geo.residential(rng, home)
+        time = clock.first_visit(
+            rng, world.start_ms, world.start_ms + 3 * clock.DAY_MS, home.utc_offset_min
+        )
+        while time < world.end_ms:
+            if rng.random() < tor_habit:
+                ip = geo.tor_exit(rng)
+            elif rng.random() < vpn_habit:
+                if relay_user:
+                    ip = geo.relay_exit(rng, home)
+                else:
+                    exit_country = home.country if rng.random() < 0.4 else None
+                    ip = geo.vpn_exit(rng, exit_country)
+            else:
+                ip = home_ip
+            incognito = rng.random() < incognito_habit
+            for event, path in visit_flow(rng):
+                if time >= world.end_ms:
+                    return
+                tampering = rng.random() < 0.04
+                yield world.visit(
+                    rng,
+                    time_ms=time,
+                    population=self.name,
+                    label=self.label,
+                    device=device,
+                    account=account,
+                    ip=ip,
+                    event=event,
+                    path=path,
+                    confidence=rng.uniform(0.82, 0.99) if hardened else regular_confidence(rng),
+                    incognito=incognito,
+                    signals=Signals(
+                        privacy_settings=hardened,
+                        tampering=tampering,
+                        anomaly_score=round(rng.uniform(0.5, 0.8), 4) if tampering else 0.0,
+                        developer_tools=rng.random() < 0.03,
+                    ),
+                    risk=0.12,
+                )
+                time += step_gap(rng)
+            time = clock.next_visit(rng, time, 3.0, home.utc_offset_min)
+
+
+class Families:
+    """Families sharing a device [legit].
+
+    A household's one laptop or tablet, at one home IP, used by two to four members with
+    their own accounts (same surname) — each visit by one member, hours or days apart, never
+    several logins within minutes. Clean signals, high confidence: the legitimate face of
+    "several users per device" that a fraud ring also shows.
+    """
+
+    name = "family"
+    label: Label = "legit"
+    size = 110
+
+    def actors(self, world: World) -> list[Actor]:
+        setup = world.rng(self.name, "accounts")
+        households = []
+        for index in range(world.count(self.size)):
+            surname = setup.choice(ids.LAST_NAMES)
+            members = [
+                world.existing_account(setup, setup.choice(ids.FIRST_NAMES), surname)
+                for _ in range(setup.choices((2, 3, 4), (4, 4, 2))[0])
+            ]
+            households.append(
+                Actor(world.start_ms, partial(self._household, world, index, members))
+            )
+        return households
+
+    def _household(self, world: World, index: int, members: Sequence[Account]) -> Iterator[Visit]:
+        rng = world.rng(self.name, index)
+        home = geo.home_city(rng)
+        profile = devices.desktop(rng) if rng.random() < 0.7 else devices.phone(rng)
+        since = world.start_ms - rng.randint(60, 900) * clock.DAY_MS - rng.randrange(clock.DAY_MS)
+        last_seen = world.start_ms - rng.randrange(1, 6 * clock.DAY_MS)
+        device = devices.new_device(rng, profile, home, since, last_seen)
+        home_ip = geo.residential(rng, home)
+        time = clock.first_visit(
+            rng, world.start_ms, world.start_ms + 2 * clock.DAY_MS, home.utc_offset_min
+        )
+        while time < world.end_ms:
+            member = rng.choice(members)
+            for event, path in visit_flow(rng):
+                if time >= world.end_ms:
+                    return
+                yield world.visit(
+                    rng,
+                    time_ms=time,
+                    population=self.name,
+                    label=self.label,
+                    device=device,
+                    account=member,
+                    ip=home_ip,
+                    event=event,
+                    path=path,
+                    confidence=regular_confidence(rng),
+                    incognito=rng.random() < 0.03,
+                )
+                time += step_gap(rng)
+            # Another member takes over hours later at the earliest.
+            later = clock.next_visit(rng, time, 1.6, home.utc_offset_min)
+            time = max(later, time + 3 * clock.HOUR_MS)
