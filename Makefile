@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck unit format clean bench
+.PHONY: install run test lint typecheck unit format clean bench train notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ typecheck: $(STAMP)
 ## Load riskwire and a bare Litestar baseline with wrk; prints ratios, updates docs/BENCHMARKS.md.
 bench: $(STAMP)
 	$(BIN)/python -m service.bench
+
+## Simulate the default traffic, train and compare models, write models/risk-model.json + manifest.
+train: $(STAMP)
+	$(BIN)/python -m service train
+
+## Execute notebooks/train_risk_model.ipynb headless, in place (it calls the same training code).
+notebooks: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,notebooks]'
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=600 notebooks/train_risk_model.ipynb
 
 format: $(STAMP)
 	$(BIN)/ruff format service tests

@@ -1,8 +1,12 @@
-"""Command line: ``python -m service run`` serves the app (starting a Redis if none answers)."""
+"""Command line: ``python -m service run|simulate|train|rescore|export-training|baseline-model``.
+
+``run`` serves the app (starting a Redis if none answers); the others are batch tools.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -47,7 +51,24 @@ def _run(settings: Settings) -> int:
     return 0
 
 
+# Subcommands implemented by their own module's ``main(argv)``: (module, help).
+DELEGATED = {
+    "simulate": (
+        "service.simulate",
+        "write simulated, labelled traffic (events.jsonl, labels.jsonl)",
+    ),
+    "train": ("service.training", "train, calibrate and write the risk model"),
+    "rescore": ("service.rescore", "rescore stored or exported events with the current model"),
+    "export-training": ("service.labels", "join recorded labels with stored features"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        module = importlib.import_module(DELEGATED[argv[0]][0])
+        result: int = module.main(argv[1:])
+        return result
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="serve the API on RISKWIRE_HOST:RISKWIRE_PORT")
@@ -55,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         "baseline-model", help="write the hand-set baseline model (models/baseline-model.json)"
     )
     baseline.add_argument("--out", default="models/baseline-model.json")
+    for name, (_, help_text) in DELEGATED.items():
+        commands.add_parser(name, help=help_text, add_help=False)
     args = parser.parse_args(argv)
     if args.command == "baseline-model":
         from pathlib import Path

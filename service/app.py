@@ -26,6 +26,7 @@ from service.history import DeferredWrites, Memory
 from service.identifiers import IdentifierPolicy
 from service.ingest import Ingestor
 from service.keys import Keys
+from service.labels import LabelStore
 from service.lists import AccessLists
 from service.model import RiskModel, Thresholds
 from service.outbox import Outbox
@@ -151,8 +152,10 @@ def _resources(
             history_ttl_ms=windows[-1],
             obs_ttl_s=settings.observation_ttl_s,
         )
+        policy = identifier_policy(settings, redis, keys)
+        labels = LabelStore(redis, keys, policy, settings.feature_log_max)
         scorer = Scorer(
-            policy=identifier_policy(settings, redis, keys),
+            policy=policy,
             store=store,
             spec=spec,
             model=model,
@@ -167,12 +170,20 @@ def _resources(
         app.state.ingestor = Ingestor(
             outbox=outbox,
             memory=memory,
+            labels=labels,
             scorer=scorer,
             fingerprint_secret=settings.fingerprint_secret,
             trait_prefix=settings.trait_prefix,
         )
         app.state.scores = ScoreService(
-            scorer=scorer, store=store, memory=memory, deferred=deferred, clock=clock
+            scorer=scorer,
+            store=store,
+            memory=memory,
+            labels=labels,
+            deferred=deferred,
+            outbox=outbox,
+            trait_prefix=settings.trait_prefix,
+            clock=clock,
         )
         deferred.start()
         if settings.forwarder_enabled:

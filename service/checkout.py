@@ -14,12 +14,14 @@ from service.decode import decode_fingerprint, decode_with, from_ipqs
 from service.errors import InvalidPayload, MalformedBody, NotFound, RiskwireError
 from service.history import DeferredWrites, HistoryEntry, Memory
 from service.ipqs import IpqsResult
+from service.labels import LabelBatch, LabelStore
 from service.lua import Command
 from service.model import Reason
 from service.observation import Observation
+from service.outbox import Outbox
 from service.reuse import RELATIONS, EntityRefs, ReuseStore
 from service.scoring import Assessment, Scorer
-from service.specs import iso8601
+from service.specs import iso8601, rescore_identify
 
 log = logging.getLogger("riskwire.checkout")
 
@@ -57,7 +59,34 @@ class VisitorView(msgspec.Struct, rename="camel", kw_only=True):
     recent_scores: list[HistoryEntry]
 
 
+class RescoreRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """Exactly one of visitorId and userId."""
+
+    visitor_id: Id | None = None
+    user_id: Id | None = None
+
+
+class RescoredEvent(msgspec.Struct, rename="camel", kw_only=True):
+    request_id: str
+    time: str
+    score: int
+    level: str
+    action: str
+    previous_score: int
+    previous_action: str
+
+
+class RescoreResult(msgspec.Struct, rename="camel", kw_only=True):
+    model_version: str
+    rescored: int
+    emitted: int
+    unavailable: int  # events in the history whose stored observation has expired
+    events: list[RescoredEvent]
+
+
 _request_decoder = msgspec.json.Decoder(ScoreRequest)
+_rescore_decoder = msgspec.json.Decoder(RescoreRequest)
+_labels_decoder = msgspec.json.Decoder(LabelBatch)
 
 
 def decode_score_request(body: bytes) -> ScoreRequest:
@@ -73,13 +102,19 @@ class ScoreService:
         scorer: Scorer,
         store: ReuseStore,
         memory: Memory,
+        labels: LabelStore,
         deferred: DeferredWrites,
+        outbox: Outbox,
+        trait_prefix: str,
         clock: Callable[[], datetime],
     ) -> None:
         self._scorer = scorer
         self._store = store
         self._memory = memory
+        self._labels = labels
         self._deferred = deferred
+        self._outbox = outbox
+        self._prefix = trait_prefix
         self._clock = clock
 
     async def score(self, body: bytes) -> ScoreResponse:
@@ -107,6 +142,11 @@ class ScoreService:
         later: list[Command] = []
         if obs.request_id and not stored:
             later.append(self._memory.observation_command(obs))
+        if obs.request_id:
+            spec_hash = self._scorer.spec.hash
+            later.append(
+                self._labels.feature_command(obs, assessment.refs, assessment.features, spec_hash)
+            )
         if assessment.refs.device is not None and obs.request_id:
             entry = self._scorer.history_entry(obs, assessment)
             later.append(self._memory.history_command(assessment.refs.device, entry))
@@ -169,6 +209,65 @@ class ScoreService:
             reasons=risk.reasons,
             signals=signals,
             model_version=risk.model_version,
+        )
+
+    async def record_labels(self, body: bytes) -> int:
+        if not body:
+            raise MalformedBody("body is empty")
+        return await self._labels.record(decode_with(_labels_decoder, body))
+
+    async def rescore(self, body: bytes) -> RescoreResult:
+        """Rescore what Redis holds for one visitor or user with the current model, and send
+        the new verdicts to Segment as identifies dated at their events."""
+        if not body:
+            raise MalformedBody("body is empty")
+        request = decode_with(_rescore_decoder, body)
+        if (request.visitor_id is None) == (request.user_id is None):
+            raise InvalidPayload("give exactly one of visitorId and userId", field="$")
+        policy = self._scorer.policy
+        await policy.ready()
+        if request.visitor_id is not None:
+            device = policy.device("fp", request.visitor_id)
+            devices = [device] if device else []
+        else:
+            user = policy.user(request.user_id)
+            devices = await self._memory.devices_of(user) if user else []
+        history = [entry for device in devices for entry in await self._memory.recent(device)]
+        if not history:
+            raise NotFound("no scored events are held for it", field="$")
+        observations = await self._memory.observations(
+            [("ipqs" if e.source == "ipqs" else "fp", e.request_id) for e in history]
+        )
+        results: list[RescoredEvent] = []
+        messages: list[bytes] = []
+        now = self._clock()
+        for entry, obs in zip(history, observations, strict=True):
+            if obs is None or (request.user_id is not None and obs.user_id != request.user_id):
+                continue
+            refs = self._scorer.refs(obs)
+            reuse = await self._store.observe(refs, int(obs.time.timestamp() * 1000), write=False)
+            risk = self._scorer.verdict(obs, self._scorer.features(obs, reuse, obs.time))
+            results.append(
+                RescoredEvent(
+                    request_id=obs.request_id,
+                    time=iso8601(obs.time),
+                    score=risk.score,
+                    level=risk.level,
+                    action=risk.action,
+                    previous_score=entry.score,
+                    previous_action=entry.action,
+                )
+            )
+            message = rescore_identify(obs, risk, self._prefix, now)
+            if message is not None:
+                messages.append(message)
+        emitted = await self._outbox.enqueue(messages)
+        return RescoreResult(
+            model_version=self._scorer.model.version,
+            rescored=len(results),
+            emitted=emitted,
+            unavailable=sum(obs is None for obs in observations),
+            events=results,
         )
 
     async def visitor(self, visitor_id: str) -> VisitorView:

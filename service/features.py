@@ -168,11 +168,26 @@ class FeatureSpec:
             ),
         )
         self.names: tuple[str, ...] = tuple(f.name for f in self.features)
+        # The reuse block is the tail of the spec, relation-major: computed in one numpy
+        # expression on the hot path (``vector``), feature by feature in ``vector_slow``.
+        self._signal_features = self.features[
+            : len(self.features) - len(RELATION_NAMES) * len(window_labels)
+        ]
         described = "\n".join(f"{f.name}\t{f.kind}\t{f.meaning}" for f in self.features)
         self.hash = hashlib.sha256(f"{FEATURE_SPEC_VERSION}\n{described}".encode()).hexdigest()
         self.version = FEATURE_SPEC_VERSION
+        self._reuse_size = len(RELATION_NAMES) * len(window_labels)
 
     def vector(self, item: FeatureInput) -> npt.NDArray[np.float64]:
+        signals = [f.compute(item) for f in self._signal_features]
+        counts = item.reuse.counts
+        reuse = np.fromiter(
+            (c for name in RELATION_NAMES for c in counts[name]), np.float64, self._reuse_size
+        )
+        return np.concatenate((signals, np.log1p(np.maximum(reuse - 1.0, 0.0))))
+
+    def vector_slow(self, item: FeatureInput) -> npt.NDArray[np.float64]:
+        """Every feature through its own ``compute``: the definition ``vector`` must match."""
         return np.fromiter((f.compute(item) for f in self.features), np.float64, len(self.features))
 
     def __len__(self) -> int:

@@ -93,6 +93,24 @@ class Memory:
         )
         return [_entry_decoder.decode(item) for item in raw]
 
+    async def observations(self, requests: Sequence[tuple[str, str]]) -> list[Observation | None]:
+        """Stored observations of (scope, request id) pairs, in one round trip."""
+        if not requests:
+            return []
+        commands: list[Command] = [
+            ("GET", self._keys.observation(scope, rid)) for scope, rid in requests
+        ]
+        return [
+            None if raw is None else _obs_decoder.decode(raw)
+            for raw in await execute(self._redis, commands)
+        ]
+
+    async def devices_of(self, user: str) -> list[str]:
+        """The hashed devices a (hashed) user was seen on, newest first."""
+        key = self._keys.entity("user", user, "device")
+        members = cast(list[bytes], await self._redis.zrange(key, 0, -1, desc=True))
+        return [m.decode() for m in members]
+
     async def observation(self, scope: str, request_id: str) -> Observation | None:
         raw = cast(bytes | None, await self._redis.get(self._keys.observation(scope, request_id)))
         return None if raw is None else _obs_decoder.decode(raw)

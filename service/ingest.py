@@ -10,6 +10,7 @@ import msgspec
 from service.decode import decode_fingerprint, decode_ipqs
 from service.errors import Unauthorized
 from service.history import Memory
+from service.labels import LabelStore
 from service.observation import Observation
 from service.outbox import Outbox
 from service.scoring import Scorer
@@ -46,12 +47,14 @@ class Ingestor:
         *,
         outbox: Outbox,
         memory: Memory,
+        labels: LabelStore,
         scorer: Scorer,
         fingerprint_secret: Secret | None,
         trait_prefix: str,
     ) -> None:
         self._outbox = outbox
         self._memory = memory
+        self._labels = labels
         self._scorer = scorer
         self._secret = fingerprint_secret
         self._prefix = trait_prefix
@@ -98,7 +101,12 @@ class Ingestor:
             specs.skipped,
             RiskSummary(risk.score, risk.level, risk.action),
         )
-        also = [self._memory.observation_command(obs)]
+        also = [
+            self._memory.observation_command(obs),
+            self._labels.feature_command(
+                obs, assessment.refs, assessment.features, self._scorer.spec.hash
+            ),
+        ]
         if assessment.refs.device is not None:
             entry = self._scorer.history_entry(obs, assessment)
             also.append(self._memory.history_command(assessment.refs.device, entry))

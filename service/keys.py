@@ -36,5 +36,13 @@ class Keys(msgspec.Struct, frozen=True):
         return f"{self.prefix}:{{r:{scope}:{request_id}}}:obs"
 
     @property
+    def feature_log(self) -> str:
+        return f"{self.prefix}:{{training}}:features"
+
+    def labels(self, kind: str) -> str:
+        """Outcome labels by ``request`` id, hashed ``user`` or hashed ``device``."""
+        return f"{self.prefix}:{{labels}}:{kind}"
+
+    @property
     def hash_key(self) -> str:
         return f"{self.prefix}:hash-key"

@@ -6,7 +6,8 @@ Two model kinds share one pipeline, ``raw score -> calibration -> probability``:
 - ``logistic``: ``raw = intercept + coef . x``; a feature's contribution is ``coef_i * x_i``;
 - ``gbdt``: a gradient-boosted tree ensemble, ``raw = init + lr * sum(leaf values)``; a
   feature's contribution is the sum, over the trees, of the node-value changes along the
-  decision path at splits on that feature (so ``init + sum(contributions) = raw``).
+  decision path at splits on that feature, so ``init + lr * sum(root values) +
+  sum(contributions) = raw`` (path attribution, as in Saabas' method).
 
 Calibration maps the raw score to a probability: plain sigmoid, Platt's sigmoid
 (``1 / (1 + exp(a * raw + b))``) or isotonic (piecewise linear). Trees compare features as
@@ -40,6 +41,7 @@ MAX_REASONS = 5
 Level = Literal["low", "medium", "high"]
 Action = Literal["allow", "review", "block"]
 Vector = npt.NDArray[np.float64]
+Matrix = npt.NDArray[np.float64]
 
 
 class ModelError(RuntimeError):
@@ -202,18 +204,22 @@ class _Ensemble:
             total += self.rate * values[:, t]
         return total
 
-    def contributions(self, x32: npt.NDArray[np.float32], n_features: int) -> Vector:
-        """Per-feature contributions for one row: node-value changes along each path."""
-        out = np.zeros(n_features)
-        nodes = np.zeros(len(self.rows), dtype=np.intp)
+    def contributions(self, x32: npt.NDArray[np.float32], n_features: int) -> Matrix:
+        """Per-feature contributions of rows ``x32`` (n, features): the node-value changes
+        along each tree's decision path, credited to the feature split on."""
+        n = x32.shape[0]
+        out = np.zeros((n, n_features))
+        nodes = np.zeros((n, len(self.rows)), dtype=np.intp)
+        samples = np.arange(n)[:, None]
         for _ in range(self.depth):
             left = self.left[self.rows, nodes]
             inner = left >= 0
             feature = self.feature[self.rows, nodes]
-            go_left = x32[feature] <= self.threshold[self.rows, nodes]
+            go_left = x32[samples, feature] <= self.threshold[self.rows, nodes]
             nxt = np.where(inner, np.where(go_left, left, self.right[self.rows, nodes]), nodes)
             delta = self.value[self.rows, nxt] - self.value[self.rows, nodes]
-            np.add.at(out, feature[inner], self.rate * delta[inner])
+            rows = np.broadcast_to(samples, feature.shape)
+            np.add.at(out, (rows[inner], feature[inner]), self.rate * delta[inner])
             nodes = nxt
         return out
 
@@ -291,9 +297,24 @@ class RiskModel:
             result: Vector = self._coef * x
             return result
         assert self._ensemble is not None
-        return self._ensemble.contributions(x.astype(np.float32), self._n)
+        row: Vector = self._ensemble.contributions(x.astype(np.float32)[None, :], self._n)[0]
+        return row
+
+    def contributions_many(self, xs: Matrix) -> Matrix:
+        if self._logistic is not None:
+            result: Matrix = xs * self._coef
+            return result
+        assert self._ensemble is not None
+        return self._ensemble.contributions(xs.astype(np.float32), self._n)
 
     # -- probabilities ------------------------------------------------------------------
+
+    def bias(self) -> float:
+        """The raw score before any feature speaks: raw = bias + sum(contributions)."""
+        if self._logistic is not None:
+            return self._logistic.intercept
+        assert self._ensemble is not None
+        return self._ensemble.init + self._ensemble.rate * float(self._ensemble.value[:, 0].sum())
 
     def calibrate(self, raw: Vector) -> Vector:
         cal = self.artifact.calibration
@@ -333,6 +354,30 @@ class RiskModel:
             reasons=[Reason(self._codes[i], round(-c, 4)) for c, i in top],
             model_version=self.version,
         )
+
+    def risk_many(self, xs: Matrix, thresholds: Thresholds) -> list[Risk]:
+        """``risk`` for every row of ``xs``, vectorised (batch rescoring)."""
+        scores = np.rint(100 * self.predict_proba(xs)).astype(np.int64)
+        contributions = self.contributions_many(xs)
+        top = np.argsort(-contributions, axis=1, kind="stable")[:, :MAX_REASONS]
+        risks = []
+        for row, score in enumerate(scores.tolist()):
+            level, action = thresholds.classify(score)
+            reasons = [
+                Reason(self._codes[i], round(float(contributions[row, i]), 4))
+                for i in top[row].tolist()
+                if contributions[row, i] > 0
+            ]
+            risks.append(
+                Risk(
+                    score=score,
+                    level=level,
+                    action=action,
+                    reasons=reasons,
+                    model_version=self.version,
+                )
+            )
+        return risks
 
 
 def _expit(z: float) -> float:

@@ -82,6 +82,15 @@ class Outbox:
         fresh, stored = replies[0]
         return bool(fresh), cast(bytes, stored)
 
+    async def enqueue(self, messages: Sequence[bytes], batch: int = 500) -> int:
+        """Append ``messages`` (already encoded) to the outbox, a batch per round trip."""
+        for start in range(0, len(messages), batch):
+            commands: list[Command] = [
+                ("XADD", self._keys.outbox, "*", "m", m) for m in messages[start : start + batch]
+            ]
+            await execute(self._redis, commands)
+        return len(messages)
+
     async def ensure_group(self) -> None:
         try:
             await self._redis.xgroup_create(self._keys.outbox, GROUP, id="0", mkstream=True)

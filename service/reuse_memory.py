@@ -15,17 +15,42 @@ expire), so memory follows the number of active entities, not the length of the 
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import OrderedDict
 from collections.abc import Sequence
 
 from service.reuse import ENTITIES, RELATION_NAMES, RELATIONS, Entity, EntityRefs, ReuseSnapshot
 
 
+class _Relation:
+    """Members with their times, plus the (time, member) pairs kept sorted: windows are
+    counted by bisection, and the oldest member (Redis's lowest rank) is always first."""
+
+    __slots__ = ("members", "ranked")
+
+    def __init__(self) -> None:
+        self.members: dict[str, int] = {}
+        self.ranked: list[tuple[int, str]] = []
+
+    def set(self, member: str, now_ms: int, previous: int | None) -> None:
+        if previous is not None:
+            del self.ranked[bisect_left(self.ranked, (previous, member))]
+        self.members[member] = now_ms
+        insort(self.ranked, (now_ms, member))
+
+    def drop_oldest(self) -> None:
+        _, member = self.ranked.pop(0)
+        del self.members[member]
+
+    def count_since(self, since_ms: int) -> int:
+        return len(self.ranked) - bisect_left(self.ranked, (since_ms,))
+
+
 class _EntityState:
     __slots__ = ("blob", "blob_at", "first", "relations")
 
     def __init__(self, size: int) -> None:
-        self.relations: list[dict[str, int]] = [{} for _ in range(size)]
+        self.relations = [_Relation() for _ in range(size)]
         self.first: int | None = None
         self.blob: bytes | None = None
         self.blob_at: int | None = None
@@ -66,10 +91,8 @@ class MemoryReuseStore:
             if state is None:
                 continue
             for index, (name, _, _) in enumerate(RELATIONS[entity]):
-                members = state.relations[index]
-                counts[name] = tuple(
-                    sum(1 for seen in members.values() if seen >= now_ms - w) for w in self._windows
-                )
+                relation = state.relations[index]
+                counts[name] = tuple(relation.count_since(now_ms - w) for w in self._windows)
             if entity == "device" and state.first is not None:
                 first_seen = state.first
             if (
@@ -104,17 +127,15 @@ class MemoryReuseStore:
             if not member:
                 continue
             touched = True
-            members = state.relations[index]
-            previous = members.get(member)
+            relation = state.relations[index]
+            previous = relation.members.get(member)
             if previous is not None and (mode == "nx" or now_ms <= previous):
                 continue
-            members[member] = now_ms
-            for stale in [m for m, seen in members.items() if seen < horizon]:
-                del members[stale]
-            if len(members) > self._cap:
-                ranked = sorted(members.items(), key=lambda item: (item[1], item[0]))
-                for m, _ in ranked[: len(members) - self._cap]:
-                    del members[m]
+            relation.set(member, now_ms, previous)
+            while relation.ranked and relation.ranked[0][0] < horizon:
+                relation.drop_oldest()
+            while len(relation.ranked) > self._cap:
+                relation.drop_oldest()
         if touched:
             if state.first is None or now_ms < state.first:
                 state.first = now_ms

@@ -95,6 +95,13 @@ class Scorer:
         reuse = store.observe(refs, int(obs.time.timestamp() * 1000), ipqs_blob=ipqs_blob(obs))
         return self.evaluate(obs, refs, reuse, obs.time)
 
+    def features_in(self, store: MemoryReuseStore, obs: Observation) -> npt.NDArray[np.float64]:
+        """The features ``assess_in`` would score, without scoring (batch paths score later,
+        many rows at once)."""
+        refs = self.refs(obs)
+        reuse = store.observe(refs, int(obs.time.timestamp() * 1000), ipqs_blob=ipqs_blob(obs))
+        return self.features(obs, reuse, obs.time)
+
     def evaluate(
         self, obs: Observation, refs: EntityRefs, reuse: ReuseSnapshot, moment: datetime
     ) -> Assessment:
@@ -118,16 +125,23 @@ class Scorer:
     ) -> Risk:
         """The allow / deny lists first, then ``model`` (default: this scorer's)."""
         model = model or self.model
-        listed = self._lists.match(obs.visitor_id, obs.user_id, obs.ip)
+        listed = self.listed(obs, model)
         if listed is not None:
-            return Risk(
-                score=0 if listed.allow else 100,
-                level="low" if listed.allow else "high",
-                action="allow" if listed.allow else "block",
-                reasons=[Reason(listed.code, 0.0)],
-                model_version=model.version,
-            )
+            return listed
         return model.risk(features, thresholds or self.thresholds)
+
+    def listed(self, obs: Observation, model: RiskModel | None = None) -> Risk | None:
+        """The allow / deny list verdict for ``obs``, if a list names it."""
+        match = self._lists.match(obs.visitor_id, obs.user_id, obs.ip)
+        if match is None:
+            return None
+        return Risk(
+            score=0 if match.allow else 100,
+            level="low" if match.allow else "high",
+            action="allow" if match.allow else "block",
+            reasons=[Reason(match.code, 0.0)],
+            model_version=(model or self.model).version,
+        )
 
     def key_counts(self, reuse: ReuseSnapshot) -> dict[str, int]:
         return {

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import msgspec
 
 from service import __version__
+from service.model import Risk
 from service.observation import Observation
 
 SpecType = Literal["identify", "page", "track", "group"]
@@ -190,6 +191,33 @@ def build_ipqs_specs(obs: Observation, user_id: str | None, fraud: dict[str, Any
         traits=dict(fraud),
     )
     return _encoded([("identify", identify)], [])
+
+
+def rescore_identify(
+    obs: Observation, risk: Risk, prefix: str, scored_at: datetime
+) -> bytes | None:
+    """The identify carrying a re-scored verdict, dated at the event (a historic call, as
+    Segment documents for imports), with a messageId stable per model and request."""
+    if obs.user_id is None and obs.visitor_id is None:
+        return None
+    traits: dict[str, Any] = {
+        f"{prefix}score": risk.score,
+        f"{prefix}level": risk.level,
+        f"{prefix}action": risk.action,
+        f"{prefix}reasons": [r.code for r in risk.reasons],
+        f"{prefix}model_version": risk.model_version,
+        f"{prefix}scored_at": iso8601(scored_at),
+    }
+    scope = f"rescore-{risk.model_version}-{obs.idempotency_scope}"
+    message = Identify(
+        message_id=message_id(scope, obs.request_id, "identify"),
+        anonymous_id=obs.visitor_id if obs.source != "ipqs" else None,
+        user_id=obs.user_id,
+        timestamp=iso8601(obs.time),
+        context={"library": LIBRARY},
+        traits=traits,
+    )
+    return _encoder.encode(message)
 
 
 def _encoded(built: list[tuple[SpecType, SegmentMessage]], skipped: list[Skipped]) -> Specs:

@@ -10,8 +10,16 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, RawBody
 
 from service.auth import SECURITY, require_api_key
-from service.checkout import ScoreRequest, ScoreResponse, ScoreService, VisitorView
+from service.checkout import (
+    RescoreRequest,
+    RescoreResult,
+    ScoreRequest,
+    ScoreResponse,
+    ScoreService,
+    VisitorView,
+)
 from service.errors import error_responses
+from service.labels import LabelBatch, LabelsRecorded
 from service.openapi import json_body
 
 
@@ -41,6 +49,36 @@ class ScoreController(Controller):
     async def score(self, body: RawBody, scores: NamedDependency[ScoreService]) -> ScoreResponse:
         """Score a visitor for a checkout: by requestId, visitorId, inline event or IPQS result."""
         return await scores.score(body)
+
+    @post(
+        "/labels",
+        operation_id="recordLabels",
+        status_code=200,
+        responses=error_responses(400, 401, 413, 422, 503),
+        operation_class=json_body(
+            LabelBatch,
+            description="Outcomes (fraud, chargeback, legit, ...) for request ids, users or "
+            "visitors; joined with the feature log by `python -m service export-training`.",
+        ),
+    )
+    async def labels(self, body: RawBody, scores: NamedDependency[ScoreService]) -> LabelsRecorded:
+        """Record outcome labels for retraining."""
+        return LabelsRecorded(await scores.record_labels(body))
+
+    @post(
+        "/rescore",
+        operation_id="rescoreVisitorOrUser",
+        status_code=200,
+        responses=error_responses(400, 401, 404, 422, 503),
+        operation_class=json_body(
+            RescoreRequest,
+            description="Exactly one of visitorId and userId: its events still held in Redis "
+            "are rescored with the current model and re-sent to Segment as identifies.",
+        ),
+    )
+    async def rescore(self, body: RawBody, scores: NamedDependency[ScoreService]) -> RescoreResult:
+        """Rescore a visitor's or user's held events with the current model and re-emit."""
+        return await scores.rescore(body)
 
     @get(
         "/visitors/{visitor_id:str}",

@@ -9,6 +9,8 @@ ROUTES = {
     ("/webhooks/fingerprint", "post"),
     ("/webhooks/ipqs", "post"),
     ("/v1/score", "post"),
+    ("/v1/labels", "post"),
+    ("/v1/rescore", "post"),
     ("/v1/visitors/{visitor_id}", "get"),
     ("/health", "get"),
     ("/ready", "get"),
@@ -41,6 +43,7 @@ async def test_bodies_and_security_are_described(client: AsyncTestClient[Litesta
     assert {"fraud_chance", "guid", "request_id"} <= set(ipqs["schema"]["properties"])
     for path, method in [
         ("/v1/score", "post"),
+        ("/v1/labels", "post"),
         ("/v1/visitors/{visitor_id}", "get"),
         ("/webhooks/ipqs", "post"),
     ]:

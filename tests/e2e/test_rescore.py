@@ -1,0 +1,138 @@
+"""Batch rescoring: the same stream scored online (Redis) and in batch (memory) agrees."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from service.app import load_model
+from service.rescore import Rescorer, Summary, read_lines
+from service.settings import Settings
+from service.simulate import SimulationConfig, simulate
+from tests.segment_receiver import SegmentReceiver
+
+AUTH = {"authorization": "Bearer checkout-key"}
+
+
+def stream(events: int) -> list[tuple[str, bytes]]:
+    config = SimulationConfig(seed=5, days=2, scale=0.25)
+    return [(e.kind, e.body) for e, _ in zip(simulate(config), range(events), strict=False)]
+
+
+def rescore(settings: Settings, lines: list[bytes]) -> tuple[dict[str, dict[str, Any]], Summary]:
+    _, model, thresholds = load_model(settings)
+    out, rejects = io.BytesIO(), io.BytesIO()
+    summary = Rescorer(settings, model, thresholds).run(iter(lines), out, rejects)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    return {row["requestId"]: row for row in rows}, summary
+
+
+async def test_rescoring_equals_online_scoring_on_the_same_stream(
+    app_with: Callable[..., Litestar], settings: Settings
+) -> None:
+    events = stream(400)
+    assert {kind for kind, _ in events} == {"fingerprint_v3", "fingerprint_v4", "ipqs"}
+    online: dict[str, int] = {}
+    async with AsyncTestClient(app_with(forwarder_enabled=False)) as client:
+        for kind, body in events:
+            url = "/webhooks/ipqs" if kind == "ipqs" else "/webhooks/fingerprint"
+            response = await client.post(url, content=body, headers=AUTH)
+            assert response.status_code == 200, response.text
+            answer = response.json()
+            online[answer["requestId"]] = answer["risk"]["score"]
+    batch, summary = rescore(settings, [body for _, body in events])
+    assert summary.events == len(batch) == len(online) == len(events)
+    assert {rid: row["score"] for rid, row in batch.items()} == online
+    # The stream is not trivially clean: some events scored well above the rest.
+    assert max(online.values()) >= 50 > min(online.values())
+
+
+def test_bad_lines_are_rejected_with_their_line_number_and_order_is_restored(
+    settings: Settings,
+) -> None:
+    events = [body for _, body in stream(60)]
+    shuffled = events[10:20][::-1] + events[:10] + events[20:]  # a late batch of ten
+    lines = [*shuffled[:5], b'{"not": "an event"}', b"{broken", *shuffled[5:]]
+    _, model, thresholds = load_model(settings)
+    out, rejects = io.BytesIO(), io.BytesIO()
+    summary = Rescorer(settings, model, thresholds, reorder_window=50).run(
+        iter(lines), out, rejects
+    )
+    assert summary.events == 60 and summary.rejected == 2
+    problems = [json.loads(line) for line in rejects.getvalue().splitlines()]
+    assert [p["line"] for p in problems] == [6, 7]
+    times = [json.loads(line)["time"] for line in out.getvalue().splitlines()]
+    assert times == sorted(times)
+    assert sum(summary.by_level.values()) == 60
+
+
+def test_compare_model_reports_changed_actions(settings: Settings) -> None:
+    from service.model import Thresholds
+
+    events = [body for _, body in stream(200)]
+    _, model, thresholds = load_model(settings)
+    strict = Thresholds(review=5, block=30)
+    out, rejects = io.BytesIO(), io.BytesIO()
+    summary = Rescorer(settings, model, strict, compare=(model, thresholds)).run(
+        iter(events), out, rejects
+    )
+    assert summary.changed_actions
+    assert all(key.split("->")[0] != key.split("->")[1] for key in summary.changed_actions)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    changed = sum(row["previousAction"] != row["action"] for row in rows)
+    assert changed == sum(summary.changed_actions.values())
+
+
+def test_gzip_input_is_read_as_a_stream(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl.gz"
+    with gzip.open(path, "wb") as packed:
+        packed.write(b'{"a": 1}\n\n{"b": 2}\n')
+    assert list(read_lines(path)) == [b'{"a": 1}\n', b'{"b": 2}\n']
+
+
+async def test_rescore_endpoint_rescores_held_events_and_re_emits(
+    app_with: Callable[..., Litestar], segment: SegmentReceiver
+) -> None:
+    from tests.e2e.test_scoring import minute, post
+    from tests.payloads import clean_v3
+
+    visitor = "RescoreDevice0000001"
+    async with AsyncTestClient(app_with()) as client:
+        for n in range(3):
+            body = clean_v3(f"resc-{n}", visitor, "shopper-r", minute(n))
+            body["tor"] = {"result": True}  # scores in the review band of the shipped model
+            await post(client, body)
+        await asyncio.to_thread(segment.wait_for, 3)
+    # Thresholds change: the held events are rescored with the new policy and re-sent.
+    async with AsyncTestClient(app_with(review_threshold=10, block_threshold=20)) as client:
+        response = await client.post("/v1/rescore", json={"visitorId": visitor}, headers=AUTH)
+        assert response.status_code == 200, response.text
+        result = response.json()
+        assert result["rescored"] == 3 and result["emitted"] == 3 and result["unavailable"] == 0
+        assert {e["previousAction"] for e in result["events"]} != {"block"}
+        assert {e["action"] for e in result["events"]} == {"block"}
+        by_user = await client.post("/v1/rescore", json={"userId": "shopper-r"}, headers=AUTH)
+        assert by_user.json()["rescored"] == 3
+        for body, field in (({}, "$"), ({"visitorId": "a", "userId": "b"}, "$")):
+            bad = await client.post("/v1/rescore", json=body, headers=AUTH)
+            assert bad.status_code == 422 and bad.json()["error"]["field"] == field
+        unknown = await client.post("/v1/rescore", json={"userId": "nobody"}, headers=AUTH)
+        assert unknown.status_code == 404
+        messages = await asyncio.to_thread(segment.wait_for, 3 + 6)
+    rescored = [m for m in messages if m["messageId"].startswith("rw-rescore-")]
+    assert len({m["messageId"] for m in rescored}) == 3  # stable per model and request
+    assert {m["timestamp"] for m in rescored} == {
+        "2026-11-01T12:00:00.000Z",
+        "2026-11-01T12:01:00.000Z",
+        "2026-11-01T12:02:00.000Z",
+    }
+    assert all(m["traits"]["fraud_action"] == "block" for m in rescored)
+    assert all(m["userId"] == "shopper-r" and m["anonymousId"] == visitor for m in rescored)
