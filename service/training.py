@@ -9,11 +9,11 @@ time order through ``Scorer.assess_in`` with an in-memory reuse store: the very 
 window semantics that serve the model.
 
 Split by time (train, then calibration, then test: the held-out last days). A logistic
-model and a gradient-boosted one are fitted on the training days, each calibrated with
-Platt's sigmoid on the calibration days, compared there by average precision, and the
-winner is evaluated once on the test days. Thresholds come from the calibration days: block
-where blocked traffic is almost all fraud, review for as much of the rest as the analysts'
-configured capacity allows.
+model and a gradient-boosted one are fitted on the training days, each calibrated on the
+calibration days (Platt's sigmoid, or isotonic), compared there by average precision, and
+the winner is evaluated once on the test days. Thresholds come from the calibration days:
+block where blocked traffic is almost all fraud, review for as much of the rest as the
+analysts' configured capacity allows.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -53,6 +53,7 @@ from service.model import (
     Artifact,
     FeatureSpecRef,
     Gbdt,
+    IsotonicCalibration,
     Logistic,
     Manifest,
     RiskModel,
@@ -81,6 +82,9 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True):
     gbdt_trees: int = 150
     gbdt_depth: int = 3
     gbdt_learning_rate: float = 0.1
+    # Platt's sigmoid by default: on the simulated test days isotonic fitted the calibration
+    # days closer but generalised worse (log loss 0.135 against 0.047).
+    calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
 
 
 @dataclass
@@ -115,7 +119,7 @@ class Candidate:
     estimator: Any  # the fitted scikit-learn pipeline / ensemble
     calibrated: CalibratedClassifierCV
     artifact_model: Logistic | Gbdt
-    calibration: SigmoidCalibration
+    calibration: SigmoidCalibration | IsotonicCalibration
     validation: dict[str, float] = field(default_factory=dict)
 
 
@@ -124,6 +128,7 @@ class TrainResult:
     artifact: Artifact
     manifest: Manifest
     model: RiskModel
+    acceptance: dict[str, bool]
     chosen: Candidate
     candidates: list[Candidate]
     train: Dataset
@@ -212,18 +217,27 @@ def split_by_time(data: Dataset, config: TrainingConfig) -> tuple[Dataset, Datas
     )
 
 
-def _calibrate(estimator: Any, calibration: Dataset) -> CalibratedClassifierCV:
-    """Platt scaling of a fitted estimator on the calibration days (one calibrator).
+def _calibrate(
+    estimator: Any, calibration: Dataset, config: TrainingConfig
+) -> CalibratedClassifierCV:
+    """Calibration of a fitted estimator on the calibration days (one calibrator).
 
     A frozen estimator's cross-validated predictions are its plain predictions, so the fold
     count does not matter; two unstratified folds avoid warnings on rare classes.
     """
-    calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method="sigmoid", cv=KFold(2))
+    calibrated = CalibratedClassifierCV(
+        FrozenEstimator(estimator), method=config.calibration, cv=KFold(2)
+    )
     return calibrated.fit(calibration.x, calibration.y)
 
 
-def _sigmoid_of(calibrated: CalibratedClassifierCV) -> SigmoidCalibration:
+def _calibration_of(calibrated: CalibratedClassifierCV) -> SigmoidCalibration | IsotonicCalibration:
     calibrator = calibrated.calibrated_classifiers_[0].calibrators[0]
+    if calibrated.method == "isotonic":
+        return IsotonicCalibration(
+            x=[float(v) for v in calibrator.X_thresholds_],
+            y=[float(v) for v in calibrator.y_thresholds_],
+        )
     return SigmoidCalibration(a=float(calibrator.a_), b=float(calibrator.b_))
 
 
@@ -234,7 +248,7 @@ def fit_logistic(train: Dataset, calibration: Dataset, config: TrainingConfig) -
             ("logistic", LogisticRegression(C=config.logistic_c, max_iter=5000)),
         ]
     ).fit(train.x, train.y)
-    calibrated = _calibrate(pipeline, calibration)
+    calibrated = _calibrate(pipeline, calibration, config)
     scaler: StandardScaler = pipeline.named_steps["scale"]
     logistic: LogisticRegression = pipeline.named_steps["logistic"]
     # Fold the scaling into the coefficients: raw = b' + w' . x on unscaled features.
@@ -243,7 +257,7 @@ def fit_logistic(train: Dataset, calibration: Dataset, config: TrainingConfig) -
         logistic.intercept_[0] - np.sum(logistic.coef_[0] * scaler.mean_ / scaler.scale_)
     )
     model = Logistic(intercept=intercept, coefficients=[float(w) for w in weights])
-    return Candidate("logistic", pipeline, calibrated, model, _sigmoid_of(calibrated))
+    return Candidate("logistic", pipeline, calibrated, model, _calibration_of(calibrated))
 
 
 def fit_gbdt(train: Dataset, calibration: Dataset, config: TrainingConfig) -> Candidate:
@@ -253,7 +267,7 @@ def fit_gbdt(train: Dataset, calibration: Dataset, config: TrainingConfig) -> Ca
         learning_rate=config.gbdt_learning_rate,
         random_state=config.seed,
     ).fit(train.x, train.y)
-    calibrated = _calibrate(ensemble, calibration)
+    calibrated = _calibrate(ensemble, calibration, config)
     trees = []
     for stage in ensemble.estimators_[:, 0]:
         tree = stage.tree_
@@ -273,7 +287,7 @@ def fit_gbdt(train: Dataset, calibration: Dataset, config: TrainingConfig) -> Ca
     )
     init = float(ensemble.decision_function(probe)[0]) - config.gbdt_learning_rate * leaves
     model = Gbdt(init=init, learning_rate=config.gbdt_learning_rate, trees=trees)
-    return Candidate("gbdt", ensemble, calibrated, model, _sigmoid_of(calibrated))
+    return Candidate("gbdt", ensemble, calibrated, model, _calibration_of(calibrated))
 
 
 def evaluate(probability: Matrix, y: Labels) -> dict[str, float]:
@@ -294,11 +308,22 @@ def choose_thresholds(
 ) -> Thresholds:
     """Block from the lowest score whose blocked traffic is at least ``block_precision``
     fraud; review from the lowest score that keeps the review band (review <= score < block)
-    within ``review_rate`` of all traffic: the analysts' capacity."""
+    within ``review_rate`` of all traffic: the analysts' capacity.
+
+    Any threshold inside a gap of the calibration scores selects the same traffic, so each
+    is then moved to the middle of its gap instead of riding on the edge of the data.
+    """
 
     def precision_from(threshold: int) -> float:
         chosen = scores >= threshold
         return float(y[chosen].mean()) if chosen.any() else 1.0
+
+    def centred(threshold: int) -> int:
+        below = scores[scores < threshold]
+        above = scores[scores >= threshold]
+        if not len(below) or not len(above):
+            return threshold
+        return int(np.ceil((int(below.max()) + 1 + int(above.min())) / 2))
 
     block = next((t for t in range(1, 101) if precision_from(t) >= config.block_precision), 100)
     review = next(
@@ -309,7 +334,8 @@ def choose_thresholds(
         ),
         block,
     )
-    return Thresholds(review=review, block=block)
+    block = centred(block)
+    return Thresholds(review=min(centred(review), block), block=block)
 
 
 def operating_point(
@@ -391,11 +417,14 @@ def train(
         "test_by_population": by_population(test_scores, test_set),
         "baseline_model_on_test": evaluate(baseline.predict_proba(test_set.x), test_set.y),
     }
+    acceptance = acceptance_checks(model, thresholds, spec)
+    metrics["acceptance"] = acceptance
     manifest = Manifest(
         model_version=version,
         created_at=datetime.now(UTC),
         description=(
-            f"{chosen.name} model with Platt calibration, trained on {source} events; "
+            f"{chosen.name} model, {type(chosen.calibration).__name__}, trained on {source} "
+            "events; "
             "see models/README.md for what that means and what it does not."
         ),
         artifact_sha256="",  # set by model.save from the written bytes
@@ -421,16 +450,85 @@ def train(
         metrics=metrics,
     )
     return TrainResult(
-        artifact, manifest, model, chosen, candidates, train_set, calibration_set, test_set, spec
+        artifact,
+        manifest,
+        model,
+        acceptance,
+        chosen,
+        candidates,
+        train_set,
+        calibration_set,
+        test_set,
+        spec,
     )
+
+
+def acceptance_checks(
+    model: RiskModel, thresholds: Thresholds, spec: FeatureSpec
+) -> dict[str, bool]:
+    """The fraud analyst's stories a model must tell before it serves (a promotion gate).
+
+    Metrics on simulated days say how well a model separates the simulator's populations;
+    these say whether it still behaves on the cases every analyst knows the answer to.
+    """
+    from service.observation import IpqsSignals, Observation, Signals
+    from service.reuse import RELATION_NAMES, ReuseSnapshot
+
+    now = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    day_ms = 86_400_000
+    clean = Observation(
+        source="fingerprint_v3",
+        request_id="acceptance",
+        visitor_id="acceptance",
+        time=now,
+        visitor_found=True,
+        confidence=0.99,
+        incognito=False,
+        first_seen_at=datetime(2025, 6, 1, tzinfo=UTC),
+        signals=Signals(bot=False, vpn=False, proxy=False, tor=False, tampering=False),
+    )
+
+    def reuse(**counts: int) -> ReuseSnapshot:
+        base: dict[str, tuple[int, ...]] = {name: (1, 1, 1) for name in RELATION_NAMES}
+        base |= {name: (n, n, n) for name, n in counts.items()}
+        return ReuseSnapshot(base, int(now.timestamp() * 1000) - 400 * day_ms)
+
+    def score(obs: Observation, snapshot: ReuseSnapshot, ipqs: IpqsSignals | None = None) -> int:
+        from service.features import FeatureInput
+
+        return model.risk(spec.vector(FeatureInput(obs, snapshot, ipqs, now)), thresholds).score
+
+    hostile = msgspec.structs.replace(
+        clean, signals=Signals(tor=True, bot=True, tampering=True, proxy=False, vpn=False)
+    )
+    one_user, six_users = score(clean, reuse()), score(clean, reuse(users_per_device=6))
+    return {
+        "clean returning visitor is allowed": score(clean, reuse()) < thresholds.review,
+        "Tor + bad bot + tampering is not allowed": score(hostile, reuse()) >= thresholds.review,
+        "six users on a device outscore one": six_users > one_user,
+        "six visits of one user in an hour are not blocked": score(
+            clean, reuse(events_per_device=6, events_per_user=6, events_per_ip=6)
+        )
+        < thresholds.block,
+        "IPQS fraud_chance 92 with recent abuse is not allowed": score(
+            clean, reuse(), IpqsSignals(fraud_chance=92, recent_abuse=True)
+        )
+        >= thresholds.review,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service train", description=__doc__)
-    parser.add_argument("--seed", type=int, default=TrainingConfig.seed)
-    parser.add_argument("--days", type=int, default=TrainingConfig.days)
-    parser.add_argument("--scale", type=float, default=TrainingConfig.scale)
-    parser.add_argument("--out", default="models/risk-model.json")
+    defaults = TrainingConfig()
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--days", type=int, default=defaults.days)
+    parser.add_argument("--scale", type=float, default=defaults.scale)
+    parser.add_argument("--out", default="models/trained-model.json")
+    parser.add_argument(
+        "--promote-to",
+        default="models/risk-model.json",
+        help="where the model goes if it passes every acceptance check",
+    )
     parser.add_argument(
         "--data", type=Path, help="a file from `export-training` instead of simulated traffic"
     )
@@ -446,8 +544,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     save(result.artifact, result.manifest, out)
     metrics = result.manifest.metrics
-    print(f"wrote {out} ({result.artifact.model_version})")
     print(msgspec.json.format(msgspec.json.encode(metrics), indent=2).decode())
+    print(f"wrote {out} ({result.artifact.model_version})")
+    failed = [name for name, ok in result.acceptance.items() if not ok]
+    if failed:
+        print(f"NOT promoted to {args.promote_to}; failed acceptance checks: {failed}")
+        return 0
+    save(result.artifact, result.manifest, Path(args.promote_to))
+    print(f"passed every acceptance check: promoted to {args.promote_to}")
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from service.bench import figures, probe, wrk
+from service.bench import figures, micro, probe, wrk
 from service.bench.machine import describe
 from service.bench.payloads import (
     API_KEY,
@@ -231,9 +231,11 @@ class Bench:
         measured = figures.Measured(
             base_c1, base_c32, score_c1, score_c32, webhook_c32, score_commands, webhook_commands
         )
+        print("microbenchmarks: model inference vs scikit-learn, rescoring vs decode-only")
+        micro_rows = micro.inference_rows() + micro.rescore_rows()
         return Report(
             when=when,
-            rows=figures.rows(measured),
+            rows=figures.rows(measured) + micro_rows,
             runs=self.runs,
             notes=self.notes,
             machine=describe(redis_version(self.redis), self.wrk),

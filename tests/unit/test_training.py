@@ -96,3 +96,26 @@ def test_training_is_reproducible(result: TrainResult) -> None:
     assert again.artifact == result.artifact
     assert again.manifest.metrics == result.manifest.metrics
     assert again.manifest.training_data == result.manifest.training_data
+
+
+def test_acceptance_checks_gate_promotion(result: TrainResult) -> None:
+    from service.baseline_model import build_baseline
+    from service.training import acceptance_checks
+
+    artifact, manifest = build_baseline()
+    baseline = RiskModel(artifact, result.spec, manifest)
+    checks = acceptance_checks(baseline, artifact.thresholds, result.spec)
+    assert len(checks) == 5 and all(checks.values())  # the shipped baseline passes them all
+    assert result.manifest.metrics["acceptance"] == result.acceptance
+    # A model that ignores every signal fails them: the gate can say no.
+    from service.model import Artifact, Logistic
+
+    blind = Artifact(
+        format=artifact.format,
+        model_version="blind",
+        feature_spec=artifact.feature_spec,
+        model=Logistic(intercept=-5.0, coefficients=[0.0] * len(result.spec)),
+        thresholds=artifact.thresholds,
+    )
+    verdicts = acceptance_checks(RiskModel(blind, result.spec), blind.thresholds, result.spec)
+    assert not all(verdicts.values())
