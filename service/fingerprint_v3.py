@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from service.fingerprint_v4 import EpochMillis
 from service.segment_tag import Tag
 
 RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -122,7 +123,7 @@ class WebhookV3(_Camel, frozen=True):
     ip: str | None = None
     tag: TagValue = None
     time: datetime | None = None
-    timestamp: int | None = None
+    timestamp: EpochMillis | None = None
     linked_id: str | None = None
     visitor_found: bool | None = None
     confidence: Confidence | None = None

@@ -13,7 +13,8 @@ from service.segment_tag import Tag
 
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 VisitorId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-EpochMillis = Annotated[int, msgspec.Meta(ge=0)]
+# Up to the end of year 9999: later values cannot be datetimes and would fail later, as 500s.
+EpochMillis = Annotated[int, msgspec.Meta(ge=0, le=253_402_300_799_999)]
 
 
 class Confidence(msgspec.Struct, frozen=True):

@@ -36,7 +36,8 @@ class IpqsResult(msgspec.Struct, frozen=True, kw_only=True):
     country: str | None = None
     country_code: str | None = None
     reasons: list[str] | None = None
-    time: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # Unix seconds, up to the end of year 9999.
+    time: Annotated[int, msgspec.Meta(ge=0, le=253_402_300_799)] | None = None
     ip_address: ShortText | None = None
     # Custom tracking variables, as a website would name a user id or email in IPQS.
     user_id_var: ShortText | None = msgspec.field(default=None, name="userID")

@@ -146,6 +146,8 @@ def test_v4_edge_event_without_identification() -> None:
         (encode(v3(time="yesterday")), InvalidPayload, "$.time"),
         (encode(v3(confidence={"score": "high"})), InvalidPayload, "$.confidence.score"),
         (encode(v4(timestamp="now")), InvalidPayload, "$.timestamp"),
+        (encode(v4(timestamp=10**15)), InvalidPayload, "$.timestamp"),  # past year 9999
+        (encode(v3(timestamp=-1)), InvalidPayload, "$.timestamp"),
         (
             encode(v4(identification={"confidence": {}})),
             InvalidPayload,
