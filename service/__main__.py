@@ -1,4 +1,4 @@
-"""Command line: ``python -m service run|simulate|train|rescore|export-training|baseline-model``.
+"""Command line: ``python -m service run|simulate|train|rescore|export-training|outbox|...``.
 
 ``run`` serves the app (starting a Redis if none answers); the others are batch tools.
 """
@@ -60,6 +60,7 @@ DELEGATED = {
     "train": ("service.training", "train, calibrate and write the risk model"),
     "rescore": ("service.rescore", "rescore stored or exported events with the current model"),
     "export-training": ("service.labels", "join recorded labels with stored features"),
+    "outbox": ("service.outbox_admin", "outbox stats, parked messages: list, replay, purge"),
 }
 
 

@@ -81,6 +81,8 @@ class Forwarder:
         block_ms: int,
         retry: RetryPolicy,
         rng: random.Random | None = None,
+        claim_idle_ms: int = 60_000,
+        claim_every_s: float = 15.0,
     ) -> None:
         self._outbox = outbox
         self._transport = transport
@@ -89,6 +91,8 @@ class Forwarder:
         self._block_ms = block_ms
         self._retry = retry
         self._rng = rng or random.Random()
+        self._claim_idle_ms = claim_idle_ms
+        self._claim_every_s = claim_every_s
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.stats = ForwarderStats()
@@ -113,11 +117,25 @@ class Forwarder:
         # First whatever this consumer read before a crash or restart and never acked.
         pending = True
         group_ready = False
+        next_claim = 0.0
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             try:
                 if not group_ready:
                     await self._outbox.ensure_group()
                     group_ready = True
+                if loop.time() >= next_claim:
+                    # What a crashed (or renamed) consumer left behind is delivered here.
+                    next_claim = loop.time() + self._claim_every_s
+                    stale = await self._outbox.claim_stale(
+                        self._consumer, self._claim_idle_ms, self._batch_max
+                    )
+                    if stale:
+                        log.info("took over %d messages left by another consumer", len(stale))
+                        for batch in split_batches(stale, self._batch_max):
+                            if not await self._deliver(batch):
+                                break
+                        continue
                 entries = await self._outbox.read(
                     self._consumer, self._batch_max, self._block_ms, pending=pending
                 )

@@ -9,7 +9,7 @@ and deleted only after Segment (or the sink) took them; failures stay pending.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -41,6 +41,25 @@ return 1
 """
 
 
+_REPLAY = """
+local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #found == 0 then return 0 end
+local fields = found[1][2]
+for i = 1, #fields, 2 do
+  if fields[i] == 'm' then redis.call('XADD', KEYS[2], '*', 'm', fields[i + 1]) end
+end
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class OutboxStats(msgspec.Struct, frozen=True):
+    length: int  # entries not yet acknowledged (new or in flight)
+    pending: int  # read by a forwarder, not yet acknowledged
+    parked: int  # refused by Segment, waiting for a replay or a purge
+    consumers: int
+
+
 class Entry(msgspec.Struct, frozen=True):
     id: bytes
     message: bytes
@@ -53,6 +72,7 @@ class Outbox:
         self._answer_ttl_s = answer_ttl_s
         self._commit = LuaScript(_COMMIT)
         self._park = LuaScript(_PARK)
+        self._replay = LuaScript(_REPLAY)
 
     async def recall(self, scope: str, request_id: str) -> bytes | None:
         """The answer already given for this request id, if any."""
@@ -134,6 +154,51 @@ class Outbox:
         keys = [self._keys.outbox, self._keys.parked]
         args: list[str | bytes] = [entry.id, entry.message, error, GROUP]
         await execute(self._redis, [self._park.call(keys, args)], [self._park])
+
+    async def claim_stale(self, consumer: str, min_idle_ms: int, count: int) -> list[Entry]:
+        """Entries another consumer read and left unacked for ``min_idle_ms`` (it crashed,
+        or its name changed with its host): this consumer takes them over."""
+        try:
+            reply = await self._redis.xautoclaim(
+                self._keys.outbox, GROUP, consumer, min_idle_ms, start_id="0-0", count=count
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            return []
+        claimed = cast(list[tuple[bytes, dict[bytes, bytes] | None]], reply[1])
+        return [Entry(entry_id, (fields or {}).get(FIELD, b"")) for entry_id, fields in claimed]
+
+    async def stats(self) -> OutboxStats:
+        try:
+            info: list[dict[str, Any]] = await self._redis.xinfo_groups(self._keys.outbox)
+        except ResponseError:  # no stream yet
+            info = []
+        group = next((g for g in info if g["name"] in (GROUP, GROUP.encode())), None)
+        return OutboxStats(
+            length=int(await self._redis.xlen(self._keys.outbox)),
+            pending=int(group["pending"]) if group else 0,
+            parked=int(await self._redis.xlen(self._keys.parked)),
+            consumers=int(group["consumers"]) if group else 0,
+        )
+
+    async def replay_parked(self, ids: Sequence[bytes] | None = None) -> int:
+        """Put parked messages (all, or ``ids``) back in the outbox for another attempt."""
+        if ids is None:
+            ids = [entry_id for entry_id, _ in await self.parked(count=100_000)]
+        if not ids:
+            return 0
+        keys = [self._keys.parked, self._keys.outbox]
+        commands = [self._replay.call(keys, [entry_id]) for entry_id in ids]
+        return sum(await execute(self._redis, commands, [self._replay]))
+
+    async def purge_parked(self, ids: Sequence[bytes] | None = None) -> int:
+        """Drop parked messages (all, or ``ids``) for good."""
+        if ids is None:
+            count = int(await self._redis.xlen(self._keys.parked))
+            await self._redis.delete(self._keys.parked)
+            return count
+        return int(await self._redis.xdel(self._keys.parked, *ids)) if ids else 0
 
     async def length(self) -> int:
         return int(await self._redis.xlen(self._keys.outbox))
