@@ -346,7 +346,12 @@ class RiskModel:
         score = round(100 * self.probability(x))
         level, action = thresholds.classify(score)
         contributions = self.contributions(x)
-        top = sorted((-float(c), i) for i, c in enumerate(contributions) if c > 0)[:MAX_REASONS]
+        # Only features that are present can be reasons: path attribution can credit a
+        # signal that did not fire (a tree split "no IPQS failure"), which no analyst reads
+        # as a reason.
+        top = sorted((-float(c), i) for i, c in enumerate(contributions) if c > 0 and x[i] != 0)[
+            :MAX_REASONS
+        ]
         return Risk(
             score=score,
             level=level,
@@ -359,14 +364,14 @@ class RiskModel:
         """``risk`` for every row of ``xs``, vectorised (batch rescoring)."""
         scores = np.rint(100 * self.predict_proba(xs)).astype(np.int64)
         contributions = self.contributions_many(xs)
-        top = np.argsort(-contributions, axis=1, kind="stable")[:, :MAX_REASONS]
         risks = []
         for row, score in enumerate(scores.tolist()):
             level, action = thresholds.classify(score)
+            present = contributions[row] * (xs[row] != 0)
             reasons = [
                 Reason(self._codes[i], round(float(contributions[row, i]), 4))
-                for i in top[row].tolist()
-                if contributions[row, i] > 0
+                for i in np.argsort(-present, kind="stable")[:MAX_REASONS].tolist()
+                if present[i] > 0
             ]
             risks.append(
                 Risk(

@@ -29,7 +29,13 @@ from typing import Literal, Protocol
 import msgspec
 
 from service.simulation.clock import DAY_MS, to_datetime, to_ms
-from service.simulation.fraud import AccountTakeover, CredentialStuffing, FraudRings, PromoAbusers
+from service.simulation.fraud import (
+    AccountTakeover,
+    CredentialStuffing,
+    FraudRings,
+    HijackedSessions,
+    PromoAbusers,
+)
 from service.simulation.legit import Families, NewCustomers, PrivacyUsers, ReturningCustomers
 from service.simulation.visit import Format, IpqsOutcome, Label, Visit
 from service.simulation.wire import Renderer
@@ -56,6 +62,7 @@ POPULATIONS: tuple[Population, ...] = (
     CredentialStuffing(),
     FraudRings(),
     AccountTakeover(),
+    HijackedSessions(),
     PromoAbusers(),
 )
 

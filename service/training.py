@@ -25,7 +25,7 @@ import platform
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,6 +62,7 @@ from service.model import (
     Tree,
     save,
 )
+from service.observation import Observation
 from service.reuse_memory import MemoryReuseStore
 from service.scoring import Scorer
 from service.settings import Settings
@@ -502,6 +503,7 @@ def acceptance_checks(
         clean, signals=Signals(tor=True, bot=True, tampering=True, proxy=False, vpn=False)
     )
     one_user, six_users = score(clean, reuse()), score(clean, reuse(users_per_device=6))
+    family, ring = _replayed_devices(model, thresholds, spec, clean)
     return {
         "clean returning visitor is allowed": score(clean, reuse()) < thresholds.review,
         "Tor + bad bot + tampering is not allowed": score(hostile, reuse()) >= thresholds.review,
@@ -514,7 +516,50 @@ def acceptance_checks(
             clean, reuse(), IpqsSignals(fraud_chance=92, recent_abuse=True)
         )
         >= thresholds.review,
+        "replayed: a family device (one user, six visits in 45 min) is allowed": family
+        < thresholds.review,
+        "replayed: a ring device (six users in 45 min) is not allowed, and far above": ring
+        >= thresholds.review
+        and ring > family + 20,
     }
+
+
+def _replayed_devices(
+    model: RiskModel, thresholds: Thresholds, spec: FeatureSpec, clean: Observation
+) -> tuple[int, int]:
+    """Scores of the sixth visit of a family device and of a ring device, each on its own IP,
+    replayed through the in-memory reuse store as the service would have counted them."""
+    from service.settings import parse_duration_ms
+
+    store = MemoryReuseStore(
+        windows_ms=[parse_duration_ms(label) for label in spec.window_labels],
+        cap=1000,
+        ipqs_window_ms=3_600_000,
+    )
+    scorer = Scorer(
+        policy=IdentifierPolicy(b"acceptance"),
+        store=None,
+        spec=spec,
+        model=model,
+        thresholds=thresholds,
+        lists=AccessLists(Settings()),
+    )
+    last: dict[str, int] = {}
+    for n in range(6):
+        for device, user, ip in (
+            ("family", "parent-1", "203.0.113.9"),
+            ("ring", f"mule-{n}", "203.0.113.10"),
+        ):
+            obs = msgspec.structs.replace(
+                clean,
+                request_id=f"{device}-{n}",
+                visitor_id=f"{device}-device",
+                user_id=user,
+                ip=ip,
+                time=clean.time + timedelta(minutes=9 * n),
+            )
+            last[device] = scorer.verdict(obs, scorer.features_in(store, obs)).score
+    return last["family"], last["ring"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

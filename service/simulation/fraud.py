@@ -345,6 +345,74 @@ class AccountTakeover:
         return geo.residential(rng, attacker)
 
 
+class HijackedSessions:
+    """Automated checkouts on hijacked sessions [fraud].
+
+    Malware or a remote-access tool drives a returning customer's own browser (or replays its
+    session), so Fingerprint sees the customer's known device: found, confident, months old,
+    the customer's one user id, a human pace. The automation shows only in the browser — a
+    bad bot (headless Chrome, Selenium), tampering or an anti-detect build, sometimes a
+    virtual machine or open developer tools — and the traffic often leaves through Tor or a
+    proxy. The reuse counts look exactly like the customer's: only the signals tell.
+    """
+
+    name = "hijacked_session"
+    label: Label = "fraud"
+    per_day = 3.0
+
+    def actors(self, world: World) -> list[Actor]:
+        plan = world.rng(self.name, "victims")
+        eligible = [c for c in world.customers if c.first_visit_ms < world.end_ms - clock.HOUR_MS]
+        victims = plan.sample(eligible, min(len(eligible), world.count(self.per_day, True)))
+        actors = []
+        for index, victim in enumerate(victims):
+            earliest = victim.first_visit_ms + clock.HOUR_MS
+            time = plan.randint(earliest, max(earliest, world.end_ms - clock.HOUR_MS))
+            actors.append(Actor(time, partial(self._hijack, world, index, victim, time)))
+        return actors
+
+    def _hijack(self, world: World, index: int, victim: Customer, time: int) -> Iterator[Visit]:
+        rng = world.rng(self.name, index)
+        device = victim.devices[0]
+        exit_ = rng.choices(("tor", "proxy", "home"), (40, 30, 30))[0]
+        if exit_ == "tor":
+            ip = geo.tor_exit(rng)
+        elif exit_ == "proxy":
+            ip = geo.residential_proxy(rng, victim.home.country, detected=rng.random() < 0.6)
+        else:
+            ip = victim.home_ip
+        _, bot_type = devices.automation(rng)
+        tampering = rng.random() < 0.6
+        signals = Signals(
+            bot="bad" if rng.random() < 0.85 else "notDetected",
+            bot_type=bot_type,
+            tampering=tampering,
+            anomaly_score=round(rng.uniform(0.6, 0.95), 4) if tampering else 0.0,
+            anti_detect=rng.random() < 0.3,
+            virtual_machine=rng.random() < 0.25,
+            developer_tools=rng.random() < 0.2,
+        )
+        for event, path in (LOGIN, CHECKOUT, ORDER)[: rng.randint(1, 3)]:
+            if time >= world.end_ms:
+                return
+            yield world.visit(
+                rng,
+                time_ms=time,
+                population=self.name,
+                label=self.label,
+                device=device,
+                account=victim.account,
+                ip=ip,
+                tz_city=victim.home,
+                event=event,
+                path=path,
+                confidence=rng.uniform(0.9, 1.0),
+                signals=signals,
+                risk=0.7,
+            )
+            time += rng.randint(40, 400) * clock.SECOND_MS
+
+
 class PromoAbusers:
     """Incognito promo abusers [fraud].
 

@@ -26,6 +26,7 @@ EXPECTED_LABELS = {
     "credential_stuffing": "fraud",
     "fraud_ring": "fraud",
     "account_takeover": "fraud",
+    "hijacked_session": "fraud",
     "promo_abuser": "fraud",
 }
 
@@ -282,3 +283,23 @@ def test_main_writes_the_files(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert len(lines) == len((out / "events.jsonl").read_bytes().splitlines())
     printed = capsys.readouterr().out
     assert "returning_customer" in printed and "events/s" in printed
+
+
+def test_hijacked_sessions_look_like_their_customer_but_for_the_signals(
+    medium: list[SimEvent],
+) -> None:
+    """The population that teaches a model the signals: known device, hostile browser."""
+    returning_devices: set[str | None] = set()
+    hijacked = []
+    for event in medium:
+        if event.kind == "ipqs":
+            continue
+        obs = decode_fingerprint(event.body)
+        if event.population == "returning_customer":
+            returning_devices.add(obs.visitor_id)
+        elif event.population == "hijacked_session":
+            hijacked.append(obs)
+    assert hijacked
+    assert all(obs.visitor_found and (obs.confidence or 0) >= 0.9 for obs in hijacked)
+    assert sum(obs.visitor_id in returning_devices for obs in hijacked) > len(hijacked) / 2
+    assert sum(bool(obs.signals.bot) for obs in hijacked) > len(hijacked) / 2

@@ -105,7 +105,7 @@ def test_acceptance_checks_gate_promotion(result: TrainResult) -> None:
     artifact, manifest = build_baseline()
     baseline = RiskModel(artifact, result.spec, manifest)
     checks = acceptance_checks(baseline, artifact.thresholds, result.spec)
-    assert len(checks) == 5 and all(checks.values())  # the shipped baseline passes them all
+    assert len(checks) == 7 and all(checks.values())  # the shipped baseline passes them all
     assert result.manifest.metrics["acceptance"] == result.acceptance
     # A model that ignores every signal fails them: the gate can say no.
     from service.model import Artifact, Logistic
