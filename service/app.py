@@ -30,6 +30,7 @@ from service.labels import LabelStore
 from service.lists import AccessLists
 from service.model import RiskModel, Thresholds
 from service.outbox import Outbox
+from service.ratelimit import RateLimiter
 from service.reuse import ReuseStore
 from service.routes import HealthController, ScoreController, WebhookController
 from service.scoring import Scorer
@@ -182,6 +183,7 @@ def _resources(
             labels=labels,
             deferred=deferred,
             outbox=outbox,
+            limiter=RateLimiter(keys, settings.rate_limit_per_minute),
             trait_prefix=settings.trait_prefix,
             clock=clock,
         )

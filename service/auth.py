@@ -12,6 +12,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from service.errors import Unauthorized
+from service.ratelimit import key_id
 from service.settings import Settings
 
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
@@ -29,3 +30,5 @@ async def require_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> No
         raise Unauthorized(
             "missing or invalid API key (Authorization: Bearer <key>)", field="Authorization"
         )
+    # Which key it was, for per-key rate limits: a hash, never the key.
+    connection.state.api_key_id = key_id(presented.decode(errors="replace"))

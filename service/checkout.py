@@ -19,6 +19,7 @@ from service.lua import Command
 from service.model import Reason
 from service.observation import Observation
 from service.outbox import Outbox
+from service.ratelimit import RateLimiter
 from service.reuse import RELATIONS, EntityRefs, ReuseStore
 from service.scoring import Assessment, Scorer
 from service.specs import iso8601, rescore_identify
@@ -105,6 +106,7 @@ class ScoreService:
         labels: LabelStore,
         deferred: DeferredWrites,
         outbox: Outbox,
+        limiter: RateLimiter,
         trait_prefix: str,
         clock: Callable[[], datetime],
     ) -> None:
@@ -114,13 +116,17 @@ class ScoreService:
         self._labels = labels
         self._deferred = deferred
         self._outbox = outbox
+        self._limiter = limiter
         self._prefix = trait_prefix
         self._clock = clock
 
-    async def score(self, body: bytes) -> ScoreResponse:
+    async def score(self, body: bytes, api_key_id: str | None = None) -> ScoreResponse:
         """Score now; history and the stored observation are written in the background."""
         request = decode_score_request(body)
         now = self._clock()
+        now_ms = int(now.timestamp() * 1000)
+        limiter = self._limiter
+        limited = api_key_id is not None and limiter.enabled
         if request.ip is not None:
             try:
                 ipaddress.ip_address(request.ip)
@@ -138,7 +144,16 @@ class ScoreService:
             changes["ipqs"] = from_ipqs(request.ipqs, now).ipqs
         if changes:
             obs = msgspec.structs.replace(obs, **changes)
-        assessment = await self._scorer.assess(obs, now=now, count_event=bool(obs.request_id))
+        assessment = await self._scorer.assess(
+            obs,
+            now=now,
+            count_event=bool(obs.request_id),
+            also=[limiter.command(api_key_id, now_ms)] if limited and api_key_id else [],
+            also_scripts=limiter.scripts,
+            before_scoring=(lambda replies: limiter.check(int(replies[0]), now_ms))
+            if limited
+            else None,
+        )
         later: list[Command] = []
         if obs.request_id and not stored:
             later.append(self._memory.observation_command(obs))

@@ -8,6 +8,7 @@
     ├── NotFound                  404
     ├── PayloadTooLarge           413
     ├── InvalidPayload            422  JSON of the wrong shape; names the field path
+    ├── TooManyRequests           429  (ratelimit.py) with Retry-After
     └── ServiceUnavailable        503  Redis unreachable; the caller should retry
 
 Every error body is ``{"error": {"status", "code", "message", "field"?}}``. Unexpected
@@ -45,10 +46,13 @@ class RiskwireError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.headers = headers or {}
 
     def detail(self) -> ErrorDetail:
         return ErrorDetail(self.status, self.code, self.message, self.field)
@@ -90,6 +94,7 @@ _DESCRIPTIONS = {
     404: "Not found",
     413: "The body exceeds the configured size limit",
     422: "The JSON does not have the expected shape; `field` names the path",
+    429: "Over the API key's rate limit; see Retry-After",
     503: "Redis is unreachable; retry later",
 }
 
@@ -121,7 +126,9 @@ def _respond(request: Request[Any, Any, Any], detail: ErrorDetail) -> Response[E
 
 def _riskwire(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     assert isinstance(exc, RiskwireError)
-    return _respond(request, exc.detail())
+    response = _respond(request, exc.detail())
+    response.headers.update(exc.headers)
+    return response
 
 
 def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import string
 from collections.abc import Sequence
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import msgspec
 from redis.asyncio import Redis
 
 from service.keys import Keys
-from service.lua import LuaScript, execute
+from service.lua import Command, LuaScript, execute
 
 Entity = Literal["device", "user", "ip"]
 Mode = Literal["gt", "nx"]
@@ -172,10 +172,24 @@ class ReuseStore:
         ipqs_blob: bytes | None = None,
     ) -> ReuseSnapshot:
         """Record ``refs`` at ``now_ms`` (unless ``write`` is False) and read every count back."""
+        snapshot, _ = await self.observe_with(refs, now_ms, write=write, ipqs_blob=ipqs_blob)
+        return snapshot
+
+    async def observe_with(
+        self,
+        refs: EntityRefs,
+        now_ms: int,
+        *,
+        write: bool = True,
+        ipqs_blob: bytes | None = None,
+        also: Sequence[Command] = (),
+        also_scripts: Sequence[LuaScript] = (),
+    ) -> tuple[ReuseSnapshot, list[Any]]:
+        """``observe``, with ``also`` sent in the same round trip; their replies second."""
         calls = [(e, entity_id) for e in ENTITIES if (entity_id := refs.entity_id(e)) is not None]
         counts = {name: (0,) * len(self._windows) for name in RELATION_NAMES}
-        if not calls:
-            return ReuseSnapshot(counts)
+        if not calls and not also:
+            return ReuseSnapshot(counts), []
 
         commands = []
         for entity, entity_id in calls:
@@ -186,7 +200,10 @@ class ReuseStore:
             args += [refs.member(kind) or "" for _, kind, _ in relations]
             args.append(ipqs_blob if (entity == "user" and ipqs_blob) else b"")
             commands.append(self._scripts[entity].call(keys, args))
-        replies = await execute(self._redis, commands, list(self._scripts.values()))
+        commands += also
+        replies = await execute(self._redis, commands, [*self._scripts.values(), *also_scripts])
+        extra = replies[len(calls) :]
+        replies = replies[: len(calls)]
         first_seen: int | None = None
         blob: bytes | None = None
         width = len(self._windows)
@@ -200,7 +217,7 @@ class ReuseStore:
                 first_seen = marker
             if entity == "user" and isinstance(values[-1], bytes):
                 blob = values[-1]
-        return ReuseSnapshot(counts, first_seen, blob)
+        return ReuseSnapshot(counts, first_seen, blob), extra
 
 
 def _script(entity: Entity, windows: tuple[int, ...], cap: int, blob_age_ms: int) -> LuaScript:

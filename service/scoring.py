@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from service.features import FeatureInput, FeatureSpec
 from service.history import HistoryEntry
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
+from service.lua import Command, LuaScript
 from service.model import Reason, Risk, RiskModel, Thresholds
 from service.observation import IpqsSignals, Observation
 from service.reuse import EntityRefs, ReuseSnapshot, ReuseStore
@@ -77,16 +79,32 @@ class Scorer:
         )
 
     async def assess(
-        self, obs: Observation, *, now: datetime | None = None, count_event: bool = True
+        self,
+        obs: Observation,
+        *,
+        now: datetime | None = None,
+        count_event: bool = True,
+        before_scoring: Callable[[list[Any]], None] | None = None,
+        also: Sequence[Command] = (),
+        also_scripts: Sequence[LuaScript] = (),
     ) -> Assessment:
-        """Record the observation's identifiers in Redis, read the counts back, and score."""
+        """Record the observation's identifiers in Redis, read the counts back, and score.
+
+        ``also`` rides in the same round trip; ``before_scoring`` sees its replies first (a
+        rate limit refuses there, before any scoring work)."""
         assert self._store is not None, "this scorer has no Redis store"
         await self._policy.ready()
         moment = now or obs.time
         refs = self.refs(obs, count_event=count_event)
-        reuse = await self._store.observe(
-            refs, int(moment.timestamp() * 1000), ipqs_blob=ipqs_blob(obs)
+        reuse, replies = await self._store.observe_with(
+            refs,
+            int(moment.timestamp() * 1000),
+            ipqs_blob=ipqs_blob(obs),
+            also=also,
+            also_scripts=also_scripts,
         )
+        if before_scoring is not None:
+            before_scoring(replies)
         return self.evaluate(obs, refs, reuse, moment)
 
     def assess_in(self, store: MemoryReuseStore, obs: Observation) -> Assessment:

@@ -108,6 +108,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     observation_ttl_s: int = 24 * 3600
     ipqs_join_window_s: int = 3600
     score_history: int = 20
+    # Score requests per API key per minute; 0 turns the limit off.
+    rate_limit_per_minute: int = 60_000
     # Scored requests' features kept for retraining (~0.7 KB each), oldest dropped first.
     feature_log_max: int = 500_000
 
@@ -149,6 +151,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "observation_ttl_s": self.observation_ttl_s > 0,
             "ipqs_join_window_s": self.ipqs_join_window_s > 0,
             "score_history": self.score_history > 0,
+            "rate_limit_per_minute": self.rate_limit_per_minute >= 0,
             "feature_log_max": self.feature_log_max > 0,
             "review_threshold": self.review_threshold is None or 0 <= self.review_threshold <= 100,
             "block_threshold": self.block_threshold is None or 0 <= self.block_threshold <= 100,

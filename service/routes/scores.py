@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, RawBody
@@ -39,16 +39,18 @@ class ScoreController(Controller):
         "/score",
         operation_id="scoreVisitor",
         status_code=200,
-        responses=error_responses(400, 401, 404, 413, 422, 503),
+        responses=error_responses(400, 401, 404, 413, 422, 429, 503),
         operation_class=json_body(
             ScoreRequest,
             description="At least one of requestId, visitorId, event (a Fingerprint v3 or v4 "
             "event) or ipqs; userId / email / ip are authoritative. Unknown fields are refused.",
         ),
     )
-    async def score(self, body: RawBody, scores: NamedDependency[ScoreService]) -> ScoreResponse:
+    async def score(
+        self, request: Request[Any, Any, Any], body: RawBody, scores: NamedDependency[ScoreService]
+    ) -> ScoreResponse:
         """Score a visitor for a checkout: by requestId, visitorId, inline event or IPQS result."""
-        return await scores.score(body)
+        return await scores.score(body, request.state.get("api_key_id"))
 
     @post(
         "/labels",

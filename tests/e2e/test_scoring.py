@@ -315,3 +315,30 @@ async def test_a_website_cannot_forge_its_fraud_score(
     page = next(m for m in messages if m["type"] == "page")
     assert identify["traits"]["fraud_score"] == answer["risk"]["score"] > 0
     assert page["context"]["fraud_action"] == answer["risk"]["action"]
+
+
+async def test_score_api_is_rate_limited_per_api_key(
+    app_with: Callable[..., Litestar], redis_client: Any, settings: Settings
+) -> None:
+    other = "second-key"
+    app = app_with(rate_limit_per_minute=3, api_keys=(Secret(KEY), Secret(other)))
+    async with AsyncTestClient(app) as client:
+        statuses = []
+        for n in range(5):
+            response = await client.post("/v1/score", json={"visitorId": f"v{n}"}, headers=AUTH)
+            statuses.append(response.status_code)
+        assert statuses == [200, 200, 200, 429, 429]
+        assert 1 <= int(response.headers["retry-after"]) <= 60
+        error = response.json()["error"]
+        assert (error["code"], error["field"]) == ("rate_limited", "Authorization")
+        # Another key has its own budget.
+        second = await client.post(
+            "/v1/score", json={"visitorId": "v"}, headers={"authorization": f"Bearer {other}"}
+        )
+        assert second.status_code == 200
+    keys = [k async for k in redis_client.scan_iter(match=f"{settings.redis_prefix}:{{rl:*")]
+    assert len(keys) == 2 and all(KEY.encode() not in k and other.encode() not in k for k in keys)
+    async with AsyncTestClient(app_with(rate_limit_per_minute=0)) as client:
+        for _ in range(5):
+            ok = await client.post("/v1/score", json={"visitorId": "v"}, headers=AUTH)
+            assert ok.status_code == 200
