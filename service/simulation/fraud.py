@@ -7,7 +7,7 @@ per campaign, ring, takeover or abuser.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 
 from service.simulation import clock, devices, geo, ids
@@ -21,6 +21,25 @@ ACCOUNT_UPDATE: Step = ("Account Updated", "/account/security")
 COUPON: Step = ("Coupon Applied", "/cart")
 PAYMENT: Step = ("Payment Info Entered", "/checkout/payment")
 COUPONS = ("WELCOME20", "FIRSTORDER", "NEWUSER15", "FREESHIP")
+
+
+def _victim_actors(
+    world: World,
+    name: str,
+    per_day: float,
+    attack: Callable[[World, int, Customer, int], Iterator[Visit]],
+) -> list[Actor]:
+    """One attack per sampled returning customer, at a random time after the customer's own
+    first visit (the account is theirs first)."""
+    plan = world.rng(name, "victims")
+    eligible = [c for c in world.customers if c.first_visit_ms < world.end_ms - clock.HOUR_MS]
+    victims = plan.sample(eligible, min(len(eligible), world.count(per_day, True)))
+    actors = []
+    for index, victim in enumerate(victims):
+        earliest = victim.first_visit_ms + clock.HOUR_MS
+        time = plan.randint(earliest, max(earliest, world.end_ms - clock.HOUR_MS))
+        actors.append(Actor(time, partial(attack, world, index, victim, time)))
+    return actors
 
 
 class CredentialStuffing:
@@ -277,16 +296,7 @@ class AccountTakeover:
     per_day = 4.0
 
     def actors(self, world: World) -> list[Actor]:
-        plan = world.rng(self.name, "victims")
-        eligible = [c for c in world.customers if c.first_visit_ms < world.end_ms - clock.HOUR_MS]
-        victims = plan.sample(eligible, min(len(eligible), world.count(self.per_day, True)))
-        actors = []
-        for index, victim in enumerate(victims):
-            # Strictly after the customer's own first visit: the account is theirs first.
-            earliest = victim.first_visit_ms + clock.HOUR_MS
-            time = plan.randint(earliest, max(earliest, world.end_ms - clock.HOUR_MS))
-            actors.append(Actor(time, partial(self._takeover, world, index, victim, time)))
-        return actors
+        return _victim_actors(world, self.name, self.per_day, self._takeover)
 
     def _takeover(self, world: World, index: int, victim: Customer, time: int) -> Iterator[Visit]:
         rng = world.rng(self.name, index)
@@ -361,15 +371,7 @@ class HijackedSessions:
     per_day = 3.0
 
     def actors(self, world: World) -> list[Actor]:
-        plan = world.rng(self.name, "victims")
-        eligible = [c for c in world.customers if c.first_visit_ms < world.end_ms - clock.HOUR_MS]
-        victims = plan.sample(eligible, min(len(eligible), world.count(self.per_day, True)))
-        actors = []
-        for index, victim in enumerate(victims):
-            earliest = victim.first_visit_ms + clock.HOUR_MS
-            time = plan.randint(earliest, max(earliest, world.end_ms - clock.HOUR_MS))
-            actors.append(Actor(time, partial(self._hijack, world, index, victim, time)))
-        return actors
+        return _victim_actors(world, self.name, self.per_day, self._hijack)
 
     def _hijack(self, world: World, index: int, victim: Customer, time: int) -> Iterator[Visit]:
         rng = world.rng(self.name, index)
