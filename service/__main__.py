@@ -94,10 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    from service.logs import configure
+
+    configure(settings.log_level)
     if args.command == "run":
         return _run(settings)
     return 2

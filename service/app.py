@@ -28,6 +28,8 @@ from service.ingest import Ingestor
 from service.keys import Keys
 from service.labels import LabelStore
 from service.lists import AccessLists
+from service.logs import configure as configure_logging
+from service.logs import request_id_middleware
 from service.model import RiskModel, Thresholds
 from service.outbox import Outbox
 from service.ratelimit import RateLimiter
@@ -210,6 +212,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         route_handlers=[WebhookController, ScoreController, HealthController],
         lifespan=[_resources(settings, spec, model, thresholds, lists, clock)],
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[request_id_middleware],
+        # Logging is configured once per process by the entry points (service.logs).
+        logging_config=None,
         request_max_body_size=settings.max_body_bytes,
         state=State({"settings": settings}),
         openapi_config=OpenAPIConfig(
@@ -228,4 +233,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
 
 def app_from_env() -> Litestar:
     """ASGI factory for servers (``uvicorn --factory service.app:app_from_env``)."""
-    return create_app(Settings.from_env(os.environ))
+    settings = Settings.from_env(os.environ)
+    configure_logging(settings.log_level)
+    return create_app(settings)
