@@ -30,6 +30,7 @@ from service.labels import LabelStore
 from service.lists import AccessLists
 from service.logs import configure as configure_logging
 from service.logs import request_id_middleware
+from service.metrics import Metrics
 from service.model import RiskModel, Thresholds
 from service.outbox import Outbox
 from service.ratelimit import RateLimiter
@@ -177,6 +178,7 @@ def _resources(
             scorer=scorer,
             fingerprint_secret=settings.fingerprint_secret,
             trait_prefix=settings.trait_prefix,
+            metrics=app.state.metrics,
         )
         app.state.scores = ScoreService(
             scorer=scorer,
@@ -188,6 +190,7 @@ def _resources(
             limiter=RateLimiter(keys, settings.rate_limit_per_minute),
             trait_prefix=settings.trait_prefix,
             clock=clock,
+            metrics=app.state.metrics,
         )
         deferred.start()
         if settings.forwarder_enabled:
@@ -208,15 +211,16 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
     """The ASGI app. ``clock`` is the score API's notion of now (tests move it)."""
     spec, model, thresholds = load_model(settings)
     lists = AccessLists(settings)
+    metrics = Metrics()
     return Litestar(
         route_handlers=[WebhookController, ScoreController, HealthController],
         lifespan=[_resources(settings, spec, model, thresholds, lists, clock)],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, metrics.middleware],
         # Logging is configured once per process by the entry points (service.logs).
         logging_config=None,
         request_max_body_size=settings.max_body_bytes,
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "metrics": metrics}),
         openapi_config=OpenAPIConfig(
             title="riskwire",
             version=__version__,

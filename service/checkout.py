@@ -16,6 +16,7 @@ from service.history import DeferredWrites, HistoryEntry, Memory
 from service.ipqs import IpqsResult
 from service.labels import LabelBatch, LabelStore
 from service.lua import Command
+from service.metrics import Metrics
 from service.model import Reason
 from service.observation import Observation
 from service.outbox import Outbox
@@ -109,7 +110,9 @@ class ScoreService:
         limiter: RateLimiter,
         trait_prefix: str,
         clock: Callable[[], datetime],
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._scorer = scorer
         self._store = store
         self._memory = memory
@@ -166,6 +169,8 @@ class ScoreService:
             entry = self._scorer.history_entry(obs, assessment)
             later.append(self._memory.history_command(assessment.refs.device, entry))
         self._deferred.add(later)
+        if self._metrics is not None:
+            self._metrics.scores.labels(assessment.risk.level, obs.source).inc()
         return self._answer(obs, assessment)
 
     async def _resolve(self, request: ScoreRequest, now: datetime) -> tuple[Observation, bool]:

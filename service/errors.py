@@ -164,6 +164,9 @@ def _validation_detail(extra: object) -> tuple[str | None, str | None]:
 def _redis(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     # The exception text can hold the Redis URL (and its password): log the type only.
     log.error("redis unavailable on %s: %s", request.url.path, type(exc).__name__)
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.redis_errors.inc()
     detail = ServiceUnavailable("state store unavailable, retry later").detail()
     return _respond(request, detail)
 

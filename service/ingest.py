@@ -11,6 +11,7 @@ from service.decode import decode_fingerprint, decode_ipqs
 from service.errors import Unauthorized
 from service.history import Memory
 from service.labels import LabelStore
+from service.metrics import Metrics
 from service.observation import Observation
 from service.outbox import Outbox
 from service.scoring import Scorer
@@ -51,7 +52,9 @@ class Ingestor:
         scorer: Scorer,
         fingerprint_secret: Secret | None,
         trait_prefix: str,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._outbox = outbox
         self._memory = memory
         self._labels = labels
@@ -93,6 +96,8 @@ class Ingestor:
         if previous is not None:
             return Ingested(_answer_decoder.decode(previous), replayed=True)
         assessment = await self._scorer.assess(obs)
+        if self._metrics is not None:
+            self._metrics.scores.labels(assessment.risk.level, obs.source).inc()
         specs = make_specs(obs, self._scorer.traits(assessment, self._prefix))
         risk = assessment.risk
         answer = WebhookAnswer(

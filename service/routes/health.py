@@ -8,6 +8,8 @@ from litestar.datastructures import State
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from service.metrics import CONTENT_TYPE, Metrics
+
 
 class Health(msgspec.Struct, frozen=True):
     status: str
@@ -20,6 +22,8 @@ class Readiness(msgspec.Struct, frozen=True):
 
 
 class HealthController(Controller):
+    """Liveness, readiness and metrics; no API key (expose them to your infrastructure only)."""
+
     tags = ["operations"]
 
     @get("/health", operation_id="health")
@@ -37,3 +41,10 @@ class HealthController(Controller):
         except RedisError:
             return Response(Readiness("unavailable", redis=False), status_code=503)
         return Response(Readiness("ok", redis=True, outbox_length=length))
+
+    @get("/metrics", operation_id="metrics", media_type=CONTENT_TYPE)
+    async def metrics(self, state: State) -> Response[bytes]:
+        """Prometheus metrics (text exposition format)."""
+        metrics: Metrics = state.metrics
+        body = await metrics.render(state.outbox.stats, state.forwarder.stats)
+        return Response(body, media_type=CONTENT_TYPE)
