@@ -8,7 +8,7 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -136,3 +136,52 @@ async def test_rescore_endpoint_rescores_held_events_and_re_emits(
     }
     assert all(m["traits"]["fraud_action"] == "block" for m in rescored)
     assert all(m["userId"] == "shopper-r" and m["anonymousId"] == visitor for m in rescored)
+
+
+def test_rescore_command_line_emits_identifies_to_the_outbox(
+    settings: Settings, redis_url: str, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import redis as sync_redis
+
+    events = tmp_path / "events.jsonl.gz"
+    bodies = [body for kind, body in stream(80) if kind != "ipqs"][:30]
+    with gzip.open(events, "wb") as packed:
+        packed.write(b"\n".join(bodies) + b"\n")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RISKWIRE_")},
+        "RISKWIRE_REDIS_URL": redis_url,
+        "RISKWIRE_REDIS_PREFIX": settings.redis_prefix,
+    }
+    output = tmp_path / "scored.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "rescore", "--input", str(events),
+         "--output", str(output), "--emit", "--quiet"],
+        env=env, capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
+    summary = json.loads(done.stdout)
+    assert summary["events"] == 30 and summary["emitted"] == 30
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        from service.keys import Keys
+
+        entries = cast(
+            list[tuple[bytes, dict[bytes, bytes]]],
+            client.xrange(Keys(settings.redis_prefix).outbox),
+        )
+    finally:
+        client.close()
+    messages = [json.loads(fields[b"m"]) for _, fields in entries]
+    scored = {
+        json.loads(line)["requestId"]: json.loads(line) for line in output.read_text().splitlines()
+    }
+    assert len(messages) == 30
+    for message in messages:
+        assert message["type"] == "identify"
+        assert message["messageId"].startswith("rw-rescore-")
+        assert message["traits"]["fraud_score"] in {row["score"] for row in scored.values()}
+    # Dated at the events (historic), not at the rescoring.
+    assert {m["timestamp"] for m in messages} == {row["time"] for row in scored.values()}
