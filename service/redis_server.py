@@ -77,8 +77,17 @@ class LocalRedis:
         self.stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port}")
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: the data directory stays, so ``start`` recovers from
+        whatever was persisted (the AOF, when the server was started with one)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
     def stop(self) -> None:
         if self._process is None:
+            shutil.rmtree(self._dir, ignore_errors=True)
             return
         self._process.terminate()
         try:
