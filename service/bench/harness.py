@@ -231,8 +231,13 @@ class Bench:
         measured = figures.Measured(
             base_c1, base_c32, score_c1, score_c32, webhook_c32, score_commands, webhook_commands
         )
-        print("microbenchmarks: model inference vs scikit-learn, rescoring vs decode-only")
-        micro_rows = micro.inference_rows() + micro.rescore_rows()
+        print("microbenchmarks: model inference, rescoring, Redis bytes per device, forwarder")
+        micro_rows = (
+            micro.inference_rows()
+            + micro.rescore_rows()
+            + micro.redis_memory_rows(self.redis_url)
+            + micro.forwarder_rows(self.redis_url)
+        )
         return Report(
             when=when,
             rows=figures.rows(measured) + micro_rows,

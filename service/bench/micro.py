@@ -120,3 +120,154 @@ def rescore_rows(days: int = 3) -> list[Row]:
             result="info",
         ),
     ]
+
+
+DEVICE_BYTES_MAX = 2048
+
+
+def redis_memory_rows(redis_url: str, devices: int = 2000) -> list[Row]:
+    """Bytes of Redis per tracked device (MEMORY USAGE), for typical devices at default caps:
+    one or two users and IPs, one country, a few events, over a day."""
+    import asyncio
+    import random
+    import secrets
+
+    import redis as sync_redis
+    from redis.asyncio import Redis
+
+    from service.identifiers import IdentifierPolicy
+    from service.keys import Keys
+    from service.reuse import EntityRefs, ReuseStore
+
+    prefix = f"rwmem-{secrets.token_hex(4)}"
+    settings = Settings()
+    policy = IdentifierPolicy(b"bench")
+    rng = random.Random(3)
+
+    async def fill() -> None:
+        client = Redis.from_url(redis_url)
+        store = ReuseStore(
+            client,
+            Keys(prefix),
+            windows_ms=settings.reuse_windows_ms,
+            cap=settings.reuse_cap,
+            ipqs_window_ms=settings.ipqs_join_window_s * 1000,
+        )
+        start = 1_790_000_000_000
+        for n in range(devices):
+            users = [f"u-{n}"] + ([f"u-{n}-b"] if rng.random() < 0.2 else [])
+            ips = [f"10.{n % 250}.{rng.randrange(250)}.{rng.randrange(250)}" for _ in range(2)]
+            for event in range(rng.randint(2, 6)):
+                refs = EntityRefs(
+                    device=policy.device("fp", f"device-{n}"),
+                    user=policy.user(rng.choice(users)),
+                    ip=policy.ip(rng.choice(ips)),
+                    country="FR",
+                    event=policy.request("fp", f"r-{n}-{event}"),
+                )
+                await store.observe(refs, start + event * 600_000)
+        await client.aclose()
+
+    asyncio.run(fill())
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        device_bytes = all_bytes = 0
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            size = int(client.memory_usage(key, samples=0) or 0)
+            all_bytes += size
+            if b"{d:" in key:
+                device_bytes += size
+            client.delete(key)
+    finally:
+        client.close()
+    per_device = device_bytes / devices
+    return [
+        Row(
+            figure="Redis bytes per tracked device (device keys, default caps)",
+            value=f"{per_device:,.0f}",
+            baseline=NONE,
+            ratio=NONE,
+            target=f"<= {DEVICE_BYTES_MAX} B",
+            result="pass" if per_device <= DEVICE_BYTES_MAX else "FAIL",
+        ),
+        Row(
+            figure="Redis bytes per tracked device (device + its users' and IPs' keys)",
+            value=f"{all_bytes / devices:,.0f}",
+            baseline=NONE,
+            ratio=NONE,
+            target=NONE,
+            result="info",
+        ),
+    ]
+
+
+FORWARDER_MIN_RATE = 20_000
+
+
+def forwarder_rows(redis_url: str, messages: int = 20_000) -> list[Row]:
+    """Forwarder events/s draining an outbox into a minimal local HTTP receiver (reads each
+    body, answers 200) — the forwarder's own cost, not a Segment twin's parsing."""
+    import asyncio
+    import secrets
+
+    from redis.asyncio import Redis
+
+    from service.forwarder import Forwarder, RetryPolicy
+    from service.keys import Keys
+    from service.outbox import Outbox
+    from service.transport import HttpTransport
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def run() -> float:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = Redis.from_url(redis_url)
+        keys = Keys(f"rwfwd-{secrets.token_hex(4)}")
+        outbox = Outbox(client, keys, 60)
+        body = b'{"type":"identify","messageId":"m","anonymousId":"a","traits":{"fraud_score":7}}'
+        await outbox.enqueue([body] * messages)
+        transport = HttpTransport(f"http://127.0.0.1:{port}/v1/batch", "key", 10.0)
+        forwarder = Forwarder(
+            outbox,
+            transport,
+            consumer="bench",
+            batch_max_messages=2500,
+            block_ms=10,
+            retry=RetryPolicy(0.01, 0.05),
+        )
+        started = time.perf_counter()
+        await forwarder.drain()
+        elapsed = time.perf_counter() - started
+        assert forwarder.stats.delivered == messages
+        await client.delete(keys.outbox)
+        await client.aclose()
+        await transport.aclose()  # closes the connection: the handler sees EOF and ends
+        await asyncio.sleep(0.05)
+        server.close()
+        await server.wait_closed()
+        return messages / elapsed
+
+    rate = asyncio.run(run())
+    return [
+        Row(
+            figure=f"forwarder events/s into a local receiver ({messages:,} messages)",
+            value=f"{rate:,.0f}",
+            baseline=NONE,
+            ratio=NONE,
+            target=f">= {FORWARDER_MIN_RATE:,}",
+            result="pass" if rate >= FORWARDER_MIN_RATE else "FAIL",
+        )
+    ]
