@@ -1,9 +1,8 @@
-"""The synchronous score API for checkout backends, and the visitor lookup for analysts."""
+"""The synchronous score API for checkout backends; visitor lookup, labels and rescoring."""
 
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -24,8 +23,6 @@ from service.ratelimit import RateLimiter
 from service.reuse import RELATIONS, EntityRefs, ReuseStore
 from service.scoring import Assessment, Scorer
 from service.specs import iso8601, rescore_identify
-
-log = logging.getLogger("riskwire.checkout")
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 

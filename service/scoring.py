@@ -42,8 +42,9 @@ class Assessment(msgspec.Struct, frozen=True):
 
 
 class Scorer:
-    """Scores observations. ``assess`` uses Redis (the service); ``assess_in`` an in-memory
-    store (batch rescoring, training) — the same refs, features and verdict either way."""
+    """Scores observations. ``assess`` counts reuse in Redis (the service); ``features_in``
+    in an in-memory store (batch rescoring, training) — the same refs, features and verdict
+    either way."""
 
     def __init__(
         self,
@@ -107,15 +108,9 @@ class Scorer:
             before_scoring(replies)
         return self.evaluate(obs, refs, reuse, moment)
 
-    def assess_in(self, store: MemoryReuseStore, obs: Observation) -> Assessment:
-        """As ``assess``, at the observation's own time, against an in-memory store."""
-        refs = self.refs(obs)
-        reuse = store.observe(refs, int(obs.time.timestamp() * 1000), ipqs_blob=ipqs_blob(obs))
-        return self.evaluate(obs, refs, reuse, obs.time)
-
     def features_in(self, store: MemoryReuseStore, obs: Observation) -> npt.NDArray[np.float64]:
-        """The features ``assess_in`` would score, without scoring (batch paths score later,
-        many rows at once)."""
+        """The features ``assess`` would score, at the observation's own time against an
+        in-memory store, without scoring (batch paths score many rows at once)."""
         refs = self.refs(obs)
         reuse = store.observe(refs, int(obs.time.timestamp() * 1000), ipqs_blob=ipqs_blob(obs))
         return self.features(obs, reuse, obs.time)
