@@ -140,6 +140,8 @@ def _resources(
             batch_max_messages=settings.forwarder_batch_max_messages,
             block_ms=settings.forwarder_block_ms,
             retry=RetryPolicy(settings.retry_base_s, settings.retry_cap_s),
+            claim_idle_ms=int(settings.forwarder_claim_idle_s * 1000),
+            claim_every_s=min(15.0, settings.forwarder_claim_idle_s / 2),
         )
         windows = settings.reuse_windows_ms
         store = ReuseStore(

@@ -93,6 +93,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     forwarder_consumer: str = msgspec.field(default_factory=socket.gethostname)
     forwarder_batch_max_messages: int = 500
     forwarder_block_ms: int = 1000
+    # Messages another consumer read and left unacked this long are taken over.
+    forwarder_claim_idle_s: float = 60.0
     retry_base_s: float = 0.5
     retry_cap_s: float = 60.0
 
@@ -144,6 +146,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "segment_timeout_s": self.segment_timeout_s > 0,
             "forwarder_batch_max_messages": 0 < self.forwarder_batch_max_messages <= 2500,
             "forwarder_block_ms": self.forwarder_block_ms > 0,
+            "forwarder_claim_idle_s": self.forwarder_claim_idle_s > 0,
             "retry_base_s": self.retry_base_s > 0,
             "retry_cap_s": self.retry_cap_s >= self.retry_base_s,
             "port": 0 < self.port < 65536,
