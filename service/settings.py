@@ -6,6 +6,7 @@ entry points (``python -m service run``, the ASGI factory) and the result is pas
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -90,7 +91,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sink_path: str = "var/segment-sink.jsonl"
 
     forwarder_enabled: bool = True
-    forwarder_consumer: str = msgspec.field(default_factory=socket.gethostname)
+    # One consumer per process (host and pid): workers of one server never share a name, so
+    # none re-reads another's in-flight messages; a dead process's are taken over later.
+    forwarder_consumer: str = msgspec.field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}"
+    )
     forwarder_batch_max_messages: int = 500
     forwarder_block_ms: int = 1000
     # Messages another consumer read and left unacked this long are taken over.
