@@ -19,10 +19,12 @@ from service.segment_tag import Tag
 
 
 class _FormatProbe(msgspec.Struct):
-    """Just enough of a body to tell v3 (``requestId``) from v4 (``event_id``)."""
+    """Just enough of a body to tell v3 (``requestId``), v4 (``event_id``) and IPQS
+    (``request_id``) apart."""
 
     request_id: object = msgspec.field(default=msgspec.UNSET, name="requestId")
     event_id: object = msgspec.UNSET
+    ipqs_request_id: object = msgspec.field(default=msgspec.UNSET, name="request_id")
 
 
 T = TypeVar("T")
@@ -47,35 +49,29 @@ def decode_fingerprint(body: bytes) -> Observation:
     """Decode a Fingerprint webhook of either format; raise a 4xx ``RiskwireError`` if unusable."""
     if not body:
         raise MalformedBody("body is empty")
-    probe = decode_with(_probe, body)
+    obs = _fingerprint(decode_with(_probe, body), body)
+    if obs is None:
+        raise InvalidPayload(
+            "not a Fingerprint webhook: expected `requestId` (v3) or `event_id` (v4)",
+            field="$.requestId",
+        )
+    return obs
+
+
+def _fingerprint(probe: _FormatProbe, body: bytes) -> Observation | None:
     if probe.request_id is not msgspec.UNSET:
         return from_v3(decode_with(_v3, body))
     if probe.event_id is not msgspec.UNSET:
         return from_v4(decode_with(_v4, body))
-    raise InvalidPayload(
-        "not a Fingerprint webhook: expected `requestId` (v3) or `event_id` (v4)",
-        field="$.requestId",
-    )
-
-
-class _AnyProbe(msgspec.Struct):
-    """Tells a Fingerprint event (``requestId`` / ``event_id``) from an IPQS result."""
-
-    request_id: object = msgspec.field(default=msgspec.UNSET, name="requestId")
-    event_id: object = msgspec.UNSET
-    ipqs_request_id: object = msgspec.field(default=msgspec.UNSET, name="request_id")
-
-
-_any_probe = msgspec.json.Decoder(_AnyProbe)
+    return None
 
 
 def decode_event(body: bytes, received_at: datetime) -> Observation:
     """Any stored or exported event: Fingerprint v3 / v4 webhook or IPQS result."""
-    probe = decode_with(_any_probe, body)
-    if probe.request_id is not msgspec.UNSET:
-        return from_v3(decode_with(_v3, body))
-    if probe.event_id is not msgspec.UNSET:
-        return from_v4(decode_with(_v4, body))
+    probe = decode_with(_probe, body)
+    obs = _fingerprint(probe, body)
+    if obs is not None:
+        return obs
     if probe.ipqs_request_id is not msgspec.UNSET:
         return decode_ipqs(body, received_at)
     raise InvalidPayload(

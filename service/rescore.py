@@ -128,7 +128,7 @@ class Rescorer:
         compare: tuple[RiskModel, Thresholds] | None = None,
         reorder_window: int = 10_000,
     ) -> None:
-        self.spec = model_spec(settings)
+        self.spec = FeatureSpec(settings.reuse_window_labels)
         self._store = MemoryReuseStore(
             windows_ms=settings.reuse_windows_ms,
             cap=settings.reuse_cap,
@@ -276,10 +276,6 @@ class Rescorer:
 
     def identify(self, obs: Observation, risk: Risk) -> bytes | None:
         return rescore_identify(obs, risk, self._prefix, self._started_at)
-
-
-def model_spec(settings: Settings) -> FeatureSpec:
-    return FeatureSpec(settings.reuse_window_labels)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
