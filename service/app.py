@@ -34,6 +34,7 @@ from service.metrics import Metrics
 from service.model import RiskModel, Thresholds
 from service.outbox import Outbox
 from service.ratelimit import RateLimiter
+from service.redis_link import MultiplexedLink
 from service.reuse import ReuseStore
 from service.routes import HealthController, ScoreController, WebhookController
 from service.scoring import Scorer
@@ -131,8 +132,10 @@ def _resources(
         forwarder_redis = connect_redis(
             settings, max_connections=2, block_s=settings.forwarder_block_ms / 1000
         )
+        # Request handlers' batches share one pipelined connection (service.redis_link).
+        link = MultiplexedLink(settings.redis_url, timeout_s=settings.redis_timeout_s)
         transport = make_transport(settings)
-        outbox = Outbox(redis, keys, settings.idempotency_ttl_s)
+        outbox = Outbox(redis, keys, settings.idempotency_ttl_s, link=link)
         forwarder = Forwarder(
             Outbox(forwarder_redis, keys, settings.idempotency_ttl_s),
             transport,
@@ -150,6 +153,7 @@ def _resources(
             windows_ms=windows,
             cap=settings.reuse_cap,
             ipqs_window_ms=settings.ipqs_join_window_s * 1000,
+            link=link,
         )
         memory = Memory(
             redis,
@@ -157,9 +161,10 @@ def _resources(
             history_length=settings.score_history,
             history_ttl_ms=windows[-1],
             obs_ttl_s=settings.observation_ttl_s,
+            link=link,
         )
         policy = identifier_policy(settings, redis, keys)
-        labels = LabelStore(redis, keys, policy, settings.feature_log_max)
+        labels = LabelStore(redis, keys, policy, settings.feature_log_max, link=link)
         scorer = Scorer(
             policy=policy,
             store=store,
@@ -203,6 +208,7 @@ def _resources(
             await deferred.stop()
             await forwarder.stop()
             await transport.aclose()
+            await link.aclose()
             await forwarder_redis.aclose(close_connection_pool=True)
             await redis.aclose(close_connection_pool=True)
 

@@ -22,8 +22,9 @@ import msgspec
 from redis.asyncio import Redis
 
 from service.keys import Keys
-from service.lua import Arg, Command, LuaScript, execute
+from service.lua import Arg, Command, Link, LuaScript, execute
 from service.observation import Observation
+from service.redis_link import PooledLink
 
 log = logging.getLogger("riskwire.history")
 
@@ -56,9 +57,17 @@ _obs_decoder = msgspec.msgpack.Decoder(Observation)
 
 class Memory:
     def __init__(
-        self, redis: Redis, keys: Keys, *, history_length: int, history_ttl_ms: int, obs_ttl_s: int
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        history_length: int,
+        history_ttl_ms: int,
+        obs_ttl_s: int,
+        link: Link | None = None,
     ) -> None:
         self._redis = redis
+        self._link = link or PooledLink(redis)
         self._keys = keys
         self._length = history_length
         self._history_ttl_ms = history_ttl_ms
@@ -81,7 +90,7 @@ class Memory:
         return ("SET", key, _obs_encoder.encode(obs), "EX", self._obs_ttl_s)
 
     async def run(self, commands: Sequence[Command]) -> None:
-        await execute(self._redis, commands, self.scripts)
+        await execute(self._link, commands, self.scripts)
 
     @property
     def scripts(self) -> list[LuaScript]:
@@ -102,7 +111,7 @@ class Memory:
         ]
         return [
             None if raw is None else _obs_decoder.decode(raw)
-            for raw in await execute(self._redis, commands)
+            for raw in await execute(self._link, commands)
         ]
 
     async def devices_of(self, user: str) -> list[str]:
@@ -112,7 +121,7 @@ class Memory:
         return [m.decode() for m in members]
 
     async def observation(self, scope: str, request_id: str) -> Observation | None:
-        raw = cast(bytes | None, await self._redis.get(self._keys.observation(scope, request_id)))
+        [raw] = await execute(self._link, [("GET", self._keys.observation(scope, request_id))])
         return None if raw is None else _obs_decoder.decode(raw)
 
 

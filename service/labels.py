@@ -27,8 +27,9 @@ from redis.asyncio import Redis
 from service.errors import InvalidPayload
 from service.identifiers import IdentifierPolicy
 from service.keys import Keys
-from service.lua import Command, execute
+from service.lua import Command, Link, execute
 from service.observation import Observation
+from service.redis_link import PooledLink
 from service.reuse import EntityRefs
 
 LabelName = Literal[
@@ -86,8 +87,17 @@ _stored_decoder = msgspec.json.Decoder(StoredLabel)
 
 
 class LabelStore:
-    def __init__(self, redis: Redis, keys: Keys, policy: IdentifierPolicy, log_max: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        policy: IdentifierPolicy,
+        log_max: int,
+        *,
+        link: Link | None = None,
+    ) -> None:
         self._redis = redis
+        self._link = link or PooledLink(redis)
         self._keys = keys
         self._policy = policy
         self._log_max = log_max
@@ -147,7 +157,7 @@ class LabelStore:
             if mapping:
                 flat: list[str | bytes] = [v for pair in mapping.items() for v in pair]
                 commands.append(("HSET", self._keys.labels(kind), *flat))
-        await execute(self._redis, commands)
+        await execute(self._link, commands)
         return len(batch.labels)
 
     async def export(

@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from service.keys import Keys
-from service.lua import Command, LuaScript, execute
+from service.lua import Command, Link, LuaScript, execute
+from service.redis_link import PooledLink
 
 GROUP = "segment"
 FIELD = b"m"
@@ -66,8 +67,11 @@ class Entry(msgspec.Struct, frozen=True):
 
 
 class Outbox:
-    def __init__(self, redis: Redis, keys: Keys, answer_ttl_s: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, answer_ttl_s: int, *, link: Link | None = None
+    ) -> None:
         self._redis = redis
+        self._link = link or PooledLink(redis)
         self._keys = keys
         self._answer_ttl_s = answer_ttl_s
         self._commit = LuaScript(_COMMIT)
@@ -76,7 +80,7 @@ class Outbox:
 
     async def recall(self, scope: str, request_id: str) -> bytes | None:
         """The answer already given for this request id, if any."""
-        value = await self._redis.get(self._keys.answer(scope, request_id))
+        [value] = await execute(self._link, [("GET", self._keys.answer(scope, request_id))])
         return cast(bytes | None, value)
 
     async def commit(
@@ -98,7 +102,7 @@ class Outbox:
         args: list[bytes | int] = [answer, self._answer_ttl_s, *messages]
 
         commands = [self._commit.call(keys, args), *also]
-        replies = await execute(self._redis, commands, [self._commit, *also_scripts])
+        replies = await execute(self._link, commands, [self._commit, *also_scripts])
         fresh, stored = replies[0]
         return bool(fresh), cast(bytes, stored)
 
@@ -108,7 +112,7 @@ class Outbox:
             commands: list[Command] = [
                 ("XADD", self._keys.outbox, "*", "m", m) for m in messages[start : start + batch]
             ]
-            await execute(self._redis, commands)
+            await execute(self._link, commands)
         return len(messages)
 
     async def ensure_group(self) -> None:
@@ -153,7 +157,7 @@ class Outbox:
         """Move one message Segment refused to the dead-letter stream, atomically."""
         keys = [self._keys.outbox, self._keys.parked]
         args: list[str | bytes] = [entry.id, entry.message, error, GROUP]
-        await execute(self._redis, [self._park.call(keys, args)], [self._park])
+        await execute(self._link, [self._park.call(keys, args)], [self._park])
 
     async def claim_stale(self, consumer: str, min_idle_ms: int, count: int) -> list[Entry]:
         """Entries another consumer read and left unacked for ``min_idle_ms`` (it crashed,
@@ -190,7 +194,7 @@ class Outbox:
             return 0
         keys = [self._keys.parked, self._keys.outbox]
         commands = [self._replay.call(keys, [entry_id]) for entry_id in ids]
-        return sum(await execute(self._redis, commands, [self._replay]))
+        return sum(await execute(self._link, commands, [self._replay]))
 
     async def purge_parked(self, ids: Sequence[bytes] | None = None) -> int:
         """Drop parked messages (all, or ``ids``) for good."""

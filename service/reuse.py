@@ -25,7 +25,8 @@ import msgspec
 from redis.asyncio import Redis
 
 from service.keys import Keys
-from service.lua import Command, LuaScript, execute
+from service.lua import Command, Link, LuaScript, execute
+from service.redis_link import PooledLink
 
 Entity = Literal["device", "user", "ip"]
 Mode = Literal["gt", "nx"]
@@ -151,8 +152,9 @@ class ReuseStore:
         windows_ms: Sequence[int],
         cap: int,
         ipqs_window_ms: int,
+        link: Link | None = None,
     ) -> None:
-        self._redis = redis
+        self._link = link or PooledLink(redis)
         self._keys = keys
         self._windows = tuple(windows_ms)
         self._scripts = {
@@ -201,7 +203,7 @@ class ReuseStore:
             args.append(ipqs_blob if (entity == "user" and ipqs_blob) else b"")
             commands.append(self._scripts[entity].call(keys, args))
         commands += also
-        replies = await execute(self._redis, commands, [*self._scripts.values(), *also_scripts])
+        replies = await execute(self._link, commands, [*self._scripts.values(), *also_scripts])
         extra = replies[len(calls) :]
         replies = replies[: len(calls)]
         first_seen: int | None = None

@@ -1,4 +1,4 @@
-"""The lean command batches: NOSCRIPT recovery, error replies, connection reuse."""
+"""The lean command batches over both links: NOSCRIPT recovery, error replies, reuse."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from service.keys import Keys
-from service.lua import LuaScript, execute
+from service.lua import Link, LuaScript, execute
+from service.redis_link import MultiplexedLink, PooledLink
 from service.redis_server import LocalRedis, any_binary, free_port
 from service.reuse import EntityRefs, ReuseStore
 
@@ -29,8 +30,20 @@ async def client(own_redis: LocalRedis) -> AsyncIterator[Redis]:
     await redis.aclose()
 
 
-async def test_scripts_are_reloaded_after_a_flush(client: Redis) -> None:
-    store = ReuseStore(client, Keys("t"), windows_ms=(60_000,), cap=10, ipqs_window_ms=1)
+@pytest.fixture(params=["pooled", "multiplexed"])
+async def link(
+    request: pytest.FixtureRequest, client: Redis, own_redis: LocalRedis
+) -> AsyncIterator[Link]:
+    if request.param == "pooled":
+        yield PooledLink(client)
+        return
+    multiplexed = MultiplexedLink(own_redis.url, timeout_s=2.0)
+    yield multiplexed
+    await multiplexed.aclose()
+
+
+async def test_scripts_are_reloaded_after_a_flush(client: Redis, link: Link) -> None:
+    store = ReuseStore(client, Keys("t"), windows_ms=(60_000,), cap=10, ipqs_window_ms=1, link=link)
     first = await store.observe(EntityRefs(device="D", user="u1"), 1_000)
     await client.script_flush()
     second = await store.observe(EntityRefs(device="D", user="u2"), 2_000)
@@ -38,17 +51,17 @@ async def test_scripts_are_reloaded_after_a_flush(client: Redis) -> None:
     assert second.counts["users_per_device"] == (2,)
 
 
-async def test_error_replies_raise_and_leave_the_connection_usable(client: Redis) -> None:
+async def test_error_replies_raise_and_leave_the_connection_usable(link: Link) -> None:
     script = LuaScript("return redis.call('INCR', KEYS[1])")
     with pytest.raises(ResponseError, match="not an integer"):
         await execute(
-            client,
+            link,
             [("SET", "s", "text"), script.call(["s"], []), ("SET", "after", "1")],
             [script],
         )
     # Every reply of the failed batch was read: the next batch gets its own replies.
-    assert await execute(client, [("GET", "after"), ("ECHO", b"x\r\ny")]) == [b"1", b"x\r\ny"]
-    assert await execute(client, [script.call(["n"], []), script.call(["n"], [])], [script]) == [
+    assert await execute(link, [("GET", "after"), ("ECHO", b"x\r\ny")]) == [b"1", b"x\r\ny"]
+    assert await execute(link, [script.call(["n"], []), script.call(["n"], [])], [script]) == [
         1,
         2,
     ]
