@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ import msgspec
 from service.decode import decode_fingerprint, decode_with, from_ipqs
 from service.errors import InvalidPayload, MalformedBody, NotFound, RiskwireError
 from service.history import DeferredWrites, HistoryEntry, Memory
+from service.identifiers import canonical_ip
 from service.ipqs import IpqsResult
 from service.labels import LabelBatch, LabelStore
 from service.lua import Command
@@ -119,6 +119,12 @@ class ScoreService:
         self._limiter = limiter
         self._prefix = trait_prefix
         self._clock = clock
+        # The flags an answer lists when set: (index in the feature vector, name).
+        self._flags = [
+            (index, feature.name)
+            for index, feature in enumerate(scorer.spec.features)
+            if feature.kind.startswith("flag:")
+        ]
 
     async def score(self, body: bytes, api_key_id: str | None = None) -> ScoreResponse:
         """Score now; history and the stored observation are written in the background."""
@@ -127,11 +133,8 @@ class ScoreService:
         now_ms = int(now.timestamp() * 1000)
         limiter = self._limiter
         limited = api_key_id is not None and limiter.enabled
-        if request.ip is not None:
-            try:
-                ipaddress.ip_address(request.ip)
-            except ValueError:
-                raise InvalidPayload("not an IP address", field="$.ip") from None
+        if request.ip is not None and canonical_ip(request.ip) is None:
+            raise InvalidPayload("not an IP address", field="$.ip")
         obs, stored = await self._resolve(request, now)
         changes: dict[str, Any] = {}
         if request.user_id is not None:
@@ -210,9 +213,10 @@ class ScoreService:
     def _answer(self, obs: Observation, assessment: Assessment) -> ScoreResponse:
         risk = assessment.risk
         signals: dict[str, Any] = dict(self._scorer.key_counts(assessment.reuse))
-        for feature, value in zip(self._scorer.spec.features, assessment.features, strict=True):
-            if feature.kind.startswith("flag:") and value:
-                signals[feature.name] = True
+        features = assessment.features
+        for index, name in self._flags:
+            if features[index]:
+                signals[name] = True
         if obs.ipqs is not None and obs.ipqs.fraud_chance is not None:
             signals["ipqs_fraud_chance"] = obs.ipqs.fraud_chance
         if obs.confidence is not None:

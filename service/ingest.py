@@ -91,11 +91,17 @@ class Ingestor:
         self, obs: Observation, make_specs: Callable[[Observation, dict[str, object]], Specs]
     ) -> Ingested:
         scope = obs.idempotency_scope
-        # Cheap check first so a retry does no work; the commit below settles races.
-        previous = await self._outbox.recall(scope, obs.request_id)
-        if previous is not None:
-            return Ingested(_answer_decoder.decode(previous), replayed=True)
-        assessment = await self._scorer.assess(obs)
+        # The answer to an earlier delivery is looked up in the scoring round trip: counting
+        # is idempotent per request id, so a retry only wastes the scoring of one event,
+        # and a first delivery saves a round trip. The commit below settles races.
+        previous: list[bytes | None] = []
+        assessment = await self._scorer.assess(
+            obs,
+            also=[self._outbox.recall_command(scope, obs.request_id)],
+            before_scoring=lambda replies: previous.append(replies[0]),
+        )
+        if previous[0] is not None:
+            return Ingested(_answer_decoder.decode(previous[0]), replayed=True)
         if self._metrics is not None:
             self._metrics.scores.labels(assessment.risk.level, obs.source).inc()
         specs = make_specs(obs, self._scorer.traits(assessment, self._prefix))

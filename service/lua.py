@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from redis.exceptions import NoScriptError
 
@@ -37,8 +37,18 @@ def pack(commands: Sequence[Command]) -> bytes:
     for command in commands:
         out.append(b"*%d\r\n" % len(command))
         for arg in command:
-            data = arg if isinstance(arg, bytes) else str(arg).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+            # Exact type checks: this runs for every argument of every request.
+            kind = type(arg)
+            data: bytes
+            if kind is str:
+                data = cast(str, arg).encode()
+            elif kind is bytes:
+                data = cast(bytes, arg)
+            elif kind is int:
+                data = b"%d" % cast(int, arg)
+            else:
+                data = str(arg).encode()
+            out.append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(out)
 
 

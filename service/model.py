@@ -349,9 +349,8 @@ class RiskModel:
         # Only features that are present can be reasons: path attribution can credit a
         # signal that did not fire (a tree split "no IPQS failure"), which no analyst reads
         # as a reason.
-        top = sorted((-float(c), i) for i, c in enumerate(contributions) if c > 0 and x[i] != 0)[
-            :MAX_REASONS
-        ]
+        present = (contributions * (x != 0)).tolist()  # Python floats: cheap to walk
+        top = sorted((-c, i) for i, c in enumerate(present) if c > 0)[:MAX_REASONS]
         return Risk(
             score=score,
             level=level,

@@ -80,8 +80,12 @@ class Outbox:
 
     async def recall(self, scope: str, request_id: str) -> bytes | None:
         """The answer already given for this request id, if any."""
-        [value] = await execute(self._link, [("GET", self._keys.answer(scope, request_id))])
+        [value] = await execute(self._link, [self.recall_command(scope, request_id)])
         return cast(bytes | None, value)
+
+    def recall_command(self, scope: str, request_id: str) -> Command:
+        """``recall`` as a command, to ride in another batch; its reply is the answer."""
+        return ("GET", self._keys.answer(scope, request_id))
 
     async def commit(
         self,
