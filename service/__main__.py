@@ -9,11 +9,22 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+from types import FrameType
 
 from service.settings import Settings, SettingsError
 
 log = logging.getLogger("riskwire")
+
+# On SIGTERM, how long open requests may take to finish before uvicorn cancels them. Requests
+# are bounded by Redis timeouts (Fingerprint gives up after 3 s); after this, the lifespan
+# shutdown (the forwarder's flush, RISKWIRE_SHUTDOWN_FLUSH_S) bounds the rest.
+GRACEFUL_SHUTDOWN_S = 5
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _run(settings: Settings) -> int:
@@ -41,9 +52,16 @@ def _run(settings: Settings) -> int:
             port,
             embedded.pid,
         )
+        # uvicorn re-raises the SIGTERM that stopped it once it has shut down; left to its
+        # default action, that ends the process before ``finally`` stops this Redis.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(
-            app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
     finally:
         if embedded is not None:

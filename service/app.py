@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -36,7 +37,7 @@ from service.outbox import Outbox
 from service.ratelimit import RateLimiter
 from service.redis_link import MultiplexedLink
 from service.reuse import ReuseStore
-from service.routes import HealthController, ScoreController, WebhookController
+from service.routes import AdminController, HealthController, ScoreController, WebhookController
 from service.scoring import Scorer
 from service.settings import Settings, SettingsError
 from service.transport import FileSinkTransport, HttpTransport, Transport
@@ -206,7 +207,12 @@ def _resources(
             yield
         finally:
             await deferred.stop()
-            await forwarder.stop()
+            # One bound for the batch in flight and the flush after it; what is left when it
+            # runs out stays pending in Redis and is delivered after the next start.
+            flush_until = asyncio.get_running_loop().time() + settings.shutdown_flush_s
+            await forwarder.stop(timeout_s=settings.shutdown_flush_s)
+            if settings.forwarder_enabled:
+                await forwarder.flush(flush_until)
             await transport.aclose()
             await link.aclose()
             await forwarder_redis.aclose(close_connection_pool=True)
@@ -221,7 +227,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
     lists = AccessLists(settings)
     metrics = Metrics()
     return Litestar(
-        route_handlers=[WebhookController, ScoreController, HealthController],
+        route_handlers=[WebhookController, ScoreController, AdminController, HealthController],
         lifespan=[_resources(settings, spec, model, thresholds, lists, clock)],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[request_id_middleware, metrics.middleware],
@@ -236,7 +242,12 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
                 security_schemes={
                     "apiKey": SecurityScheme(
                         type="http", scheme="bearer", description="a key of RISKWIRE_API_KEYS"
-                    )
+                    ),
+                    "adminKey": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="a key of RISKWIRE_ADMIN_API_KEYS (checkout keys do not work)",
+                    ),
                 }
             ),
         ),

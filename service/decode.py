@@ -5,8 +5,9 @@ Decoders are built once here and reused; each request body is parsed straight fr
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -15,7 +16,7 @@ from service import fingerprint_v4 as v4
 from service.errors import InvalidPayload, MalformedBody, invalid_payload
 from service.ipqs import IpqsResult
 from service.observation import BrowserDetails, IpqsSignals, Observation, Signals
-from service.segment_tag import Tag
+from service.segment_tag import SegmentTag, Tag
 
 
 class _FormatProbe(msgspec.Struct):
@@ -43,6 +44,61 @@ def decode_with(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         raise invalid_payload(exc) from None
     except msgspec.DecodeError as exc:
         raise MalformedBody(f"body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        # msgspec checks the UTF-8 of the strings it keeps when it builds them.
+        raise MalformedBody("body is not valid JSON: a string is not valid UTF-8") from None
+    except RecursionError:
+        raise MalformedBody("body is not valid JSON: it nests too deeply") from None
+
+
+# Free-form tag members are forwarded to Segment and stored as they came. Bounded here, so
+# that encoding them, and decoding them back from Redis deeper in some call stack, can
+# neither recurse past Python's limit nor meet an integer msgspec cannot encode.
+MAX_FREE_FORM_NESTING = 32
+_ENCODABLE_INTS = range(-(2**63), 2**64)
+_FREE_FORM = (
+    ("identify", "traits"),
+    ("page", "properties"),
+    ("page", "context"),
+    ("track", "properties"),
+    ("group", "traits"),
+)
+
+
+def _check_segment_tag(segment: SegmentTag | None, at: str) -> None:
+    if segment is None:
+        return
+    for spec, member in _FREE_FORM:
+        part = getattr(segment, spec)
+        if part is not None:
+            _check_free_form(getattr(part, member), f"{at}.{spec}.{member}")
+
+
+def _check_free_form(value: dict[str, Any], at: str) -> None:
+    stack: list[tuple[object, str, int]] = [(value, at, 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, dict):
+            children = [(f"{path}.{key}", child) for key, child in node.items()]
+        elif isinstance(node, list):
+            children = [(f"{path}[{n}]", child) for n, child in enumerate(node)]
+        else:
+            if type(node) is int and node not in _ENCODABLE_INTS:
+                raise InvalidPayload("integer out of the 64-bit range", field=path)
+            continue
+        if depth > MAX_FREE_FORM_NESTING:
+            raise InvalidPayload(f"nested deeper than {MAX_FREE_FORM_NESTING} levels", field=path)
+        stack.extend((child, child_path, depth + 1) for child_path, child in children)
+
+
+# Ids become idempotency keys, Redis keys and messageIds: no real one has control characters.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(value: str, field: str) -> str:
+    if _CONTROL.search(value):
+        raise InvalidPayload("must not contain control characters", field=field)
+    return value
 
 
 def decode_fingerprint(body: bytes) -> Observation:
@@ -109,7 +165,7 @@ def from_ipqs(result: IpqsResult, received_at: datetime) -> Observation:
         signals = Signals()
     return Observation(
         source="ipqs",
-        request_id=result.request_id,
+        request_id=_printable(result.request_id, "$.request_id"),
         visitor_id=result.guid or result.device_id or None,
         time=time,
         user_id=result.user_id_var or result.user_id,
@@ -141,10 +197,11 @@ def from_v3(event: v3.WebhookV3) -> Observation:
     blocklist = event.ip_blocklist
     browser = event.browser_details
     segment = event.tag.segment if isinstance(event.tag, Tag) else None
+    _check_segment_tag(segment, "$.tag.integrations.segment")
     return Observation(
         source="fingerprint_v3",
-        request_id=event.request_id,
-        visitor_id=event.visitor_id,
+        request_id=_printable(event.request_id, "$.requestId"),
+        visitor_id=_printable(event.visitor_id, "$.visitorId"),
         time=time,
         url=event.url,
         ip=event.ip,
@@ -215,10 +272,11 @@ def from_v4(event: v4.WebhookV4) -> Observation:
     if tor is None and blocklist is not None:
         tor = blocklist.tor_node
     segment = event.tags.segment if event.tags else None
+    _check_segment_tag(segment, "$.tags.integrations.segment")
     return Observation(
         source="fingerprint_v4",
-        request_id=event.event_id,
-        visitor_id=ident.visitor_id,
+        request_id=_printable(event.event_id, "$.event_id"),
+        visitor_id=_printable(ident.visitor_id, "$.identification.visitor_id"),
         time=_millis(event.timestamp),
         url=event.url,
         ip=event.ip_address,

@@ -5,6 +5,7 @@
     RiskwireError                 (any error with an HTTP status and a stable code)
     ├── MalformedBody             400  body is not JSON
     ├── Unauthorized              401  missing / bad signature or API key
+    ├── Forbidden                 403  the route is switched off (admin API without keys)
     ├── NotFound                  404
     ├── PayloadTooLarge           413
     ├── InvalidPayload            422  JSON of the wrong shape; names the field path
@@ -68,6 +69,11 @@ class Unauthorized(RiskwireError):
     code = "unauthorized"
 
 
+class Forbidden(RiskwireError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(RiskwireError):
     status = 404
     code = "not_found"
@@ -91,6 +97,7 @@ class ServiceUnavailable(RiskwireError):
 _DESCRIPTIONS = {
     400: "The body is not JSON, or a parameter is malformed",
     401: "Missing or invalid signature / API key",
+    403: "The admin API is disabled: no RISKWIRE_ADMIN_API_KEYS are configured",
     404: "Not found",
     413: "The body exceeds the configured size limit",
     422: "The JSON does not have the expected shape; `field` names the path",

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from service.fingerprint_v4 import EpochMillis
+from service.fingerprint_v4 import EpochMillis, IpAddress, LinkedId, SuspectScoreValue
 from service.segment_tag import Tag
 
 RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -83,7 +83,7 @@ class IpBlocklist(_Camel, frozen=True):
 
 
 class SuspectScore(_Camel, frozen=True):
-    result: int | None = None
+    result: SuspectScoreValue | None = None
 
 
 class Country(_Camel, frozen=True):
@@ -120,11 +120,11 @@ class WebhookV3(_Camel, frozen=True):
     request_id: RequestId
     visitor_id: VisitorId
     url: str | None = None
-    ip: str | None = None
+    ip: IpAddress | None = None
     tag: TagValue = None
     time: datetime | None = None
     timestamp: EpochMillis | None = None
-    linked_id: str | None = None
+    linked_id: LinkedId | None = None
     visitor_found: bool | None = None
     confidence: Confidence | None = None
     first_seen_at: SeenAt | None = None

@@ -15,6 +15,12 @@ EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 VisitorId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 # Up to the end of year 9999: later values cannot be datetimes and would fail later, as 500s.
 EpochMillis = Annotated[int, msgspec.Meta(ge=0, le=253_402_300_799_999)]
+# Fingerprint refuses longer linked ids ("linked_id can't be greater than 256 characters").
+LinkedId = Annotated[str, msgspec.Meta(max_length=256)]
+IpAddress = Annotated[str, msgspec.Meta(max_length=64)]
+# 0 to the sum of the Smart Signal weights; Fingerprint's SDKs read it as a 32-bit int. An
+# unbounded integer would overflow the float features (a 500).
+SuspectScoreValue = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 
 
 class Confidence(msgspec.Struct, frozen=True):
@@ -81,10 +87,10 @@ class WebhookV4(msgspec.Struct, frozen=True):
     timestamp: EpochMillis
     identification: Identification | None = None
     url: str | None = None
-    ip_address: str | None = None
+    ip_address: IpAddress | None = None
     user_agent: str | None = None
     client_referrer: str | None = None
-    linked_id: str | None = None
+    linked_id: LinkedId | None = None
     tags: Tag | None = None
     browser_details: BrowserDetails | None = None
     incognito: bool | None = None
@@ -103,5 +109,5 @@ class WebhookV4(msgspec.Struct, frozen=True):
     high_activity_device: bool | None = None
     developer_tools: bool | None = None
     emulator: bool | None = None
-    suspect_score: int | None = None
+    suspect_score: SuspectScoreValue | None = None
     replayed: bool | None = None

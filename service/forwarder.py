@@ -153,7 +153,7 @@ class Forwarder:
                 await self._sleep(self._retry.delay(3, self._rng, None))
 
     async def drain(self) -> None:
-        """Deliver everything currently in the outbox, then return (tests, CLI flush)."""
+        """Deliver everything currently in the outbox, then return (tests, shutdown flush)."""
         await self._outbox.ensure_group()
         for pending in (True, False):
             while entries := await self._outbox.read(
@@ -162,6 +162,38 @@ class Forwarder:
                 for batch in split_batches(entries, self._batch_max):
                     if not await self._deliver(batch):
                         return
+
+    async def flush(self, deadline: float) -> None:
+        """After ``stop``: deliver what is still queued, retrying as usual, until the outbox
+        is empty or the event loop's clock reaches ``deadline``. Whatever is left (even a
+        batch cut off mid-post) stays pending in Redis and is delivered after the next start.
+        """
+        delivered = self.stats.delivered
+        if asyncio.get_running_loop().time() < deadline:
+            # Retries wait on the stop event: clear it so they back off instead of giving up.
+            self._stopping.clear()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self.drain()
+            except TimeoutError:
+                pass
+            except Exception as exc:
+                # Redis gone at shutdown: the stream keeps whatever was not delivered.
+                log.warning("shutdown flush stopped: %s", type(exc).__name__)
+            finally:
+                self._stopping.set()
+        try:
+            left = await self._outbox.length()
+        except Exception as exc:
+            log.warning("shutdown flush: outbox length unknown (%s)", type(exc).__name__)
+            return
+        log.log(
+            logging.WARNING if left else logging.INFO,
+            "shutdown flush: %d messages delivered, %d still in the outbox (kept in Redis, "
+            "delivered after the next start)",
+            self.stats.delivered - delivered,
+            left,
+        )
 
     async def _deliver(self, batch: list[Entry]) -> bool:
         """True once every entry is acked or parked; False if stopping with some pending."""

@@ -8,11 +8,13 @@ their absence skips that one spec with a reason, it does not reject the webhook.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 JsonObject = dict[str, Any]
+# As long as the score API's userId; a user id is hashed and counted like any identifier.
+UserId = Annotated[str, msgspec.Meta(max_length=256)]
 
 
 class _Camel(msgspec.Struct, rename="camel", frozen=True):
@@ -20,7 +22,7 @@ class _Camel(msgspec.Struct, rename="camel", frozen=True):
 
 
 class IdentifyTag(_Camel, frozen=True):
-    user_id: str | None = None
+    user_id: UserId | None = None
     traits: JsonObject = msgspec.field(default_factory=dict)
 
 

@@ -80,6 +80,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     fingerprint_secret: Secret | None = None
     api_keys: tuple[Secret, ...] = ()
+    # Keys of the outbox admin routes; checkout keys never open them. Empty: those routes
+    # answer 403, so a deployment that never set this exposes no admin surface.
+    admin_api_keys: tuple[Secret, ...] = ()
     max_body_bytes: int = 64 * 1024
     # Fingerprint retries a failed delivery once, 5 minutes later; Segment dedupes
     # messageIds for 24 h. One day of remembered answers covers both.
@@ -102,6 +105,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     forwarder_claim_idle_s: float = 60.0
     retry_base_s: float = 0.5
     retry_cap_s: float = 60.0
+    # On shutdown, how long the forwarder may keep delivering what is still queued (0 = not
+    # at all); what it cannot deliver in time stays pending in Redis for the next start.
+    shutdown_flush_s: float = 5.0
 
     # Identifiers (user ids, emails, IPs, device ids) are stored as keyed hashes (BLAKE2b
     # MAC) under this key.
@@ -138,6 +144,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     _secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"fingerprint_secret", "segment_write_key", "hash_key"}
     )
+    _key_lists: ClassVar[tuple[str, ...]] = ("api_keys", "admin_api_keys")
 
     def __post_init__(self) -> None:
         if "{" in self.redis_prefix or "}" in self.redis_prefix:
@@ -154,6 +161,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "forwarder_claim_idle_s": self.forwarder_claim_idle_s > 0,
             "retry_base_s": self.retry_base_s > 0,
             "retry_cap_s": self.retry_cap_s >= self.retry_base_s,
+            "shutdown_flush_s": self.shutdown_flush_s >= 0,
             "port": 0 < self.port < 65536,
             "reuse_cap": self.reuse_cap > 0,
             "observation_ttl_s": self.observation_ttl_s > 0,
@@ -188,7 +196,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raw = raw.strip()
             if field.name in cls._secret_fields:
                 values[field.name] = Secret(raw) if raw else None
-            elif field.name == "api_keys":
+            elif field.name in cls._key_lists:
                 values[field.name] = tuple(Secret(k.strip()) for k in raw.split(",") if k.strip())
             elif field.type == tuple[str, ...]:
                 values[field.name] = tuple(v.strip() for v in raw.split(",") if v.strip())
@@ -213,6 +221,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{f}={getattr(self, f)!r}" for f in self.__struct_fields__ if f != "api_keys"
+            f"{f}={getattr(self, f)!r}" for f in self.__struct_fields__ if f not in self._key_lists
         )
-        return f"Settings({shown}, api_keys=<{len(self.api_keys)} keys>)"
+        counts = ", ".join(f"{f}=<{len(getattr(self, f))} keys>" for f in self._key_lists)
+        return f"Settings({shown}, {counts})"

@@ -31,7 +31,7 @@ def provide_scores(state: State) -> ScoreService:
 class ScoreController(Controller):
     path = "/v1"
     tags = ["scores"]
-    guards = [require_api_key]
+    before_request = staticmethod(require_api_key)
     security = SECURITY
     dependencies = {"scores": Provide(provide_scores, sync_to_thread=False)}
 

@@ -64,7 +64,7 @@ class WebhookController(Controller):
         operation_id="ingestIpqsResult",
         status_code=200,
         summary="Ingest an IPQS device fingerprint result (API key required)",
-        guards=[require_api_key],
+        before_request=require_api_key,
         security=SECURITY,
         responses=error_responses(400, 401, 413, 422, 503),
         operation_class=json_body(

@@ -12,6 +12,10 @@ ROUTES = {
     ("/v1/labels", "post"),
     ("/v1/rescore", "post"),
     ("/v1/visitors/{visitor_id}", "get"),
+    ("/admin/outbox", "get"),
+    ("/admin/outbox/parked", "get"),
+    ("/admin/outbox/parked/replay", "post"),
+    ("/admin/outbox/parked/purge", "post"),
     ("/health", "get"),
     ("/ready", "get"),
     ("/metrics", "get"),
@@ -53,6 +57,21 @@ async def test_bodies_and_security_are_described(client: AsyncTestClient[Litesta
         assert "401" in paths[path][method]["responses"]
     assert "security" not in paths["/webhooks/fingerprint"]["post"]
     assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    # The admin routes take admin keys only, and say they may be switched off.
+    assert schema["components"]["securitySchemes"]["adminKey"]["scheme"] == "bearer"
+    admin = [(p, m) for p, item in paths.items() if p.startswith("/admin/") for m in item]
+    assert len(admin) == 4
+    for path, method in admin:
+        assert paths[path][method]["security"] == [{"adminKey": []}]
+        assert {"401", "403"} <= set(paths[path][method]["responses"])
+    count = paths["/admin/outbox/parked"]["get"]["parameters"][0]
+    assert (count["name"], count["schema"]["minimum"], count["schema"]["maximum"]) == (
+        "count",
+        1,
+        1000,
+    )
+    selection = paths["/admin/outbox/parked/replay"]["post"]["requestBody"]["content"]
+    assert set(selection["application/json"]["schema"]["properties"]) == {"ids", "all"}
     components = schema["components"]["schemas"]
     assert {"ScoreResponse", "VisitorView", "ErrorBody"} <= set(components)
     score_body = paths["/v1/score"]["post"]["requestBody"]["content"]["application/json"]

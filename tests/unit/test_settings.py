@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import msgspec
 import pytest
 
-from service.settings import Secret, Settings, SettingsError
+from service.settings import ENV_PREFIX, Secret, Settings, SettingsError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_defaults_without_environment() -> None:
@@ -14,6 +19,8 @@ def test_defaults_without_environment() -> None:
     assert settings.segment_batch_url == "https://api.segment.io/v1/batch"
     assert settings.max_body_bytes == 65536
     assert settings.api_keys == ()
+    assert settings.admin_api_keys == ()  # the admin API is off unless keys are set
+    assert settings.shutdown_flush_s == 5.0
 
 
 def test_values_are_parsed_and_typed() -> None:
@@ -23,6 +30,8 @@ def test_values_are_parsed_and_typed() -> None:
             "RISKWIRE_FORWARDER_ENABLED": "false",
             "RISKWIRE_RETRY_BASE_S": "0.25",
             "RISKWIRE_API_KEYS": " k1, k2 ,,",
+            "RISKWIRE_ADMIN_API_KEYS": "a1,",
+            "RISKWIRE_SHUTDOWN_FLUSH_S": "0",
             "RISKWIRE_SEGMENT_ENDPOINT": "http://localhost:9/",
             "RISKWIRE_FINGERPRINT_SECRET": "",
             "UNRELATED": "x",
@@ -32,6 +41,8 @@ def test_values_are_parsed_and_typed() -> None:
     assert settings.forwarder_enabled is False
     assert settings.retry_base_s == 0.25
     assert [k.reveal() for k in settings.api_keys] == ["k1", "k2"]
+    assert [k.reveal() for k in settings.admin_api_keys] == ["a1"]
+    assert settings.shutdown_flush_s == 0
     assert settings.segment_batch_url == "http://localhost:9/v1/batch"
     assert settings.fingerprint_secret is None  # empty means unset
 
@@ -48,6 +59,7 @@ def test_values_are_parsed_and_typed() -> None:
         ),
         ({"RISKWIRE_REDIS_PREFIX": "a{b}"}, "RISKWIRE_REDIS_PREFIX"),
         ({"RISKWIRE_FORWARDER_ENABLED": "maybe"}, "RISKWIRE_FORWARDER_ENABLED"),
+        ({"RISKWIRE_SHUTDOWN_FLUSH_S": "-1"}, "RISKWIRE_SHUTDOWN_FLUSH_S"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], named: str) -> None:
@@ -61,6 +73,7 @@ def test_secrets_never_show() -> None:
             "RISKWIRE_FINGERPRINT_SECRET": "fp-secret-value",
             "RISKWIRE_SEGMENT_WRITE_KEY": "write-key-value",
             "RISKWIRE_API_KEYS": "api-key-value",
+            "RISKWIRE_ADMIN_API_KEYS": "admin-key-value",
         }
     )
     for text in (repr(settings), str(settings), f"{settings.segment_write_key}"):
@@ -69,3 +82,9 @@ def test_secrets_never_show() -> None:
     assert settings.fingerprint_secret == Secret("fp-secret-value")
     assert settings.fingerprint_secret is not None
     assert settings.fingerprint_secret.reveal() == "fp-secret-value"
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    documented = README.read_text()
+    for field in msgspec.structs.fields(Settings):
+        assert f"`{ENV_PREFIX}{field.name.upper()}`" in documented, field.name

@@ -1,0 +1,45 @@
+"""The production server command (``python -m service run``) in a subprocess, for tests that
+need real sockets: signals, chunked bodies."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+
+from service.redis_server import free_port
+
+
+def start(
+    env: dict[str, str], stderr: int = subprocess.DEVNULL
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the server with ``env`` as its only RISKWIRE_* variables; (process, base URL)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "run"],
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("RISKWIRE_")},
+            **env,
+            "RISKWIRE_PORT": str(port),
+        },
+        stderr=stderr,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    stop(process)
+    raise RuntimeError("the server did not start")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
