@@ -37,6 +37,11 @@ class Metrics:
         self.scores = Counter("riskwire_scores", "Scores given", ["level", "source"], registry=r)
         self.redis_errors = Counter("riskwire_redis_errors", "Requests failed on Redis", registry=r)
         self.outbox = Gauge("riskwire_outbox", "Outbox entries", ["state"], registry=r)
+        self.outbox_lag = Gauge(
+            "riskwire_outbox_lag_seconds",
+            "Age of the oldest undelivered outbox message",
+            registry=r,
+        )
         self.forwarder = Gauge(
             "riskwire_forwarder", "Forwarder counters since start", ["what"], registry=r
         )
@@ -76,6 +81,7 @@ class Metrics:
         else:
             for state in ("length", "pending", "parked"):
                 self.outbox.labels(state).set(getattr(stats, state))
+            self.outbox_lag.set(stats.lag_s)
         for what in ("delivered", "batches", "retries", "parked"):
             self.forwarder.labels(what).set(getattr(forwarder, what))
         return generate_latest(self.registry)

@@ -108,6 +108,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # On shutdown, how long the forwarder may keep delivering what is still queued (0 = not
     # at all); what it cannot deliver in time stays pending in Redis for the next start.
     shutdown_flush_s: float = 5.0
+    # /ready answers 503 once the oldest undelivered message is older than this (0 = never).
+    # Generous on purpose: while Segment is down every instance lags alike, and taking all
+    # of them out of rotation would refuse webhooks the outbox could have kept.
+    ready_max_outbox_lag_s: float = 900.0
 
     # Identifiers (user ids, emails, IPs, device ids) are stored as keyed hashes (BLAKE2b
     # MAC) under this key.
@@ -162,6 +166,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "retry_base_s": self.retry_base_s > 0,
             "retry_cap_s": self.retry_cap_s >= self.retry_base_s,
             "shutdown_flush_s": self.shutdown_flush_s >= 0,
+            "ready_max_outbox_lag_s": self.ready_max_outbox_lag_s >= 0,
             "port": 0 < self.port < 65536,
             "reuse_cap": self.reuse_cap > 0,
             "observation_ttl_s": self.observation_ttl_s > 0,

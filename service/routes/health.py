@@ -9,16 +9,19 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service.metrics import CONTENT_TYPE, Metrics
+from service.settings import Settings
 
 
 class Health(msgspec.Struct, frozen=True):
     status: str
 
 
-class Readiness(msgspec.Struct, frozen=True):
+class Readiness(msgspec.Struct, frozen=True, rename="camel"):
     status: str
     redis: bool
+    model_version: str
     outbox_length: int | None = None
+    outbox_lag_s: float | None = None
 
 
 class HealthController(Controller):
@@ -33,14 +36,26 @@ class HealthController(Controller):
 
     @get("/ready", operation_id="ready")
     async def ready(self, state: State) -> Response[Readiness]:
-        """Ready when Redis answers; 503 otherwise."""
+        """Ready when Redis answers and the outbox is not lagging past the bound; 503
+        otherwise, with the reason in ``status``."""
         redis: Redis = state.redis
+        settings: Settings = state.settings
+        model = state.scorer.model.version
         try:
             await redis.ping()
-            length = await state.outbox.length()
+            stats = await state.outbox.stats()
         except RedisError:
-            return Response(Readiness("unavailable", redis=False), status_code=503)
-        return Response(Readiness("ok", redis=True, outbox_length=length))
+            return Response(Readiness("redis unavailable", False, model), status_code=503)
+        bound = settings.ready_max_outbox_lag_s
+        lagging = bound > 0 and stats.lag_s > bound
+        answer = Readiness(
+            f"outbox lag over {bound:g} s" if lagging else "ok",
+            True,
+            model,
+            outbox_length=stats.length,
+            outbox_lag_s=stats.lag_s,
+        )
+        return Response(answer, status_code=503 if lagging else 200)
 
     @get("/metrics", operation_id="metrics", media_type=CONTENT_TYPE)
     async def metrics(self, state: State) -> Response[bytes]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
+from service.keys import Keys
 from tests.payloads import FULL_EXAMPLE, encode, v3
 from tests.segment_receiver import SegmentReceiver
 
@@ -47,3 +50,31 @@ async def test_metrics_count_what_happened(
     assert value(text, "riskwire_forwarder", what="delivered") == 4
     assert value(text, "riskwire_outbox", state="length") == 0
     assert value(text, "riskwire_outbox", state="parked") == 0
+
+
+async def test_ready_fails_when_the_outbox_lags_past_its_bound(
+    app_with: Callable[..., Litestar], redis_client: Redis, prefix: str
+) -> None:
+    # A message XADDed ten minutes ago by Redis's clock and never delivered.
+    seconds, _ = await redis_client.time()
+    old_id = f"{(seconds - 600) * 1000}-0"
+    await redis_client.xadd(Keys(prefix).outbox, {"m": b"{}"}, id=old_id)
+    lagging = app_with(forwarder_enabled=False, ready_max_outbox_lag_s=300)
+    async with AsyncTestClient(lagging) as client:
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["status"] == "outbox lag over 300 s" and body["redis"] is True
+        assert 599 <= body["outboxLagS"] < 660 and body["outboxLength"] == 1
+        assert body["modelVersion"]
+        metrics = (await client.get("/metrics")).text
+        lag = next(
+            float(line.split()[1])
+            for line in metrics.splitlines()
+            if line.startswith("riskwire_outbox_lag_seconds ")
+        )
+        assert 599 <= lag < 660
+    async with AsyncTestClient(app_with(forwarder_enabled=False, ready_max_outbox_lag_s=0)) as c:
+        assert (await c.get("/ready")).status_code == 200
+    async with AsyncTestClient(app_with(forwarder_enabled=False)) as client:  # 900 s default
+        assert (await client.get("/ready")).json()["status"] == "ok"
