@@ -94,6 +94,7 @@ async def test_the_outbox_command_line(redis_client: Redis, prefix: str, redis_u
     assert cli("stats") == {"length": 0, "pending": 0, "parked": 1, "consumers": 1, "lag_s": 0}
     assert cli("replay", "--all") == {"replayed": 1}
     stats = cli("stats")
+    assert isinstance(stats, dict)
     # Replayed messages join the outbox anew: their wait starts at the replay.
     assert 0 <= stats.pop("lag_s") < 30
     assert stats == {"length": 1, "pending": 0, "parked": 0, "consumers": 1}
