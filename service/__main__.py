@@ -61,6 +61,9 @@ def _run(settings: Settings) -> int:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),
+            # uvicorn's own lines (start-up, access log, errors) go through the JSON handler
+            # configured above instead of its plain-text default.
+            log_config=None,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
     finally:

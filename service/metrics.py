@@ -81,7 +81,7 @@ class Metrics:
         else:
             for state in ("length", "pending", "parked"):
                 self.outbox.labels(state).set(getattr(stats, state))
-            self.outbox_lag.set(stats.lag_s)
+            self.outbox_lag.set(stats.lag_seconds)
         for what in ("delivered", "batches", "retries", "parked"):
             self.forwarder.labels(what).set(getattr(forwarder, what))
         return generate_latest(self.registry)

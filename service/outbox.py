@@ -54,14 +54,14 @@ return 1
 """
 
 
-class OutboxStats(msgspec.Struct, frozen=True):
+class OutboxStats(msgspec.Struct, frozen=True, rename="camel"):
     length: int  # entries not yet acknowledged (new or in flight)
     pending: int  # read by a forwarder, not yet acknowledged
     parked: int  # refused by Segment, waiting for a replay or a purge
     consumers: int
     # Age of the oldest message not yet delivered (its stream id is Redis's clock at XADD),
     # by Redis's clock; 0 when the outbox is empty.
-    lag_s: float = 0.0
+    lag_seconds: float = 0.0
 
 
 class Entry(msgspec.Struct, frozen=True):
@@ -187,13 +187,13 @@ class Outbox:
             info = []
         group = next((g for g in info if g["name"] in (GROUP, GROUP.encode())), None)
         oldest = cast(list[tuple[bytes, Any]], await self._redis.xrange(self._keys.outbox, count=1))
-        lag_s = 0.0
+        lag = 0.0
         if oldest:
             seconds, micros = await self._redis.time()
             added_ms = int(oldest[0][0].split(b"-")[0])
-            lag_s = max(0, seconds * 1000 + micros // 1000 - added_ms) / 1000
+            lag = max(0, seconds * 1000 + micros // 1000 - added_ms) / 1000
         return OutboxStats(
-            lag_s=lag_s,
+            lag_seconds=lag,
             length=int(await self._redis.xlen(self._keys.outbox)),
             pending=int(group["pending"]) if group else 0,
             parked=int(await self._redis.xlen(self._keys.parked)),

@@ -21,7 +21,7 @@ class Readiness(msgspec.Struct, frozen=True, rename="camel"):
     redis: bool
     model_version: str
     outbox_length: int | None = None
-    outbox_lag_s: float | None = None
+    outbox_lag_seconds: float | None = None
 
 
 class HealthController(Controller):
@@ -47,13 +47,13 @@ class HealthController(Controller):
         except RedisError:
             return Response(Readiness("redis unavailable", False, model), status_code=503)
         bound = settings.ready_max_outbox_lag_s
-        lagging = bound > 0 and stats.lag_s > bound
+        lagging = bound > 0 and stats.lag_seconds > bound
         answer = Readiness(
             f"outbox lag over {bound:g} s" if lagging else "ok",
             True,
             model,
             outbox_length=stats.length,
-            outbox_lag_s=stats.lag_s,
+            outbox_lag_seconds=stats.lag_seconds,
         )
         return Response(answer, status_code=503 if lagging else 200)
 

@@ -65,7 +65,7 @@ async def test_ready_fails_when_the_outbox_lags_past_its_bound(
         assert ready.status_code == 503
         body = ready.json()
         assert body["status"] == "outbox lag over 300 s" and body["redis"] is True
-        assert 599 <= body["outboxLagS"] < 660 and body["outboxLength"] == 1
+        assert 599 <= body["outboxLagSeconds"] < 660 and body["outboxLength"] == 1
         assert body["modelVersion"]
         metrics = (await client.get("/metrics")).text
         lag = next(

@@ -91,10 +91,10 @@ async def test_the_outbox_command_line(redis_client: Redis, prefix: str, redis_u
     listed = cli("list")
     assert isinstance(listed, list) and len(listed) == 1
     assert listed[0]["messageId"] == "m-7" and listed[0]["error"] == "HTTP 400: invalid message"
-    assert cli("stats") == {"length": 0, "pending": 0, "parked": 1, "consumers": 1, "lag_s": 0}
+    assert cli("stats") == {"length": 0, "pending": 0, "parked": 1, "consumers": 1, "lagSeconds": 0}
     assert cli("replay", "--all") == {"replayed": 1}
     stats = cli("stats")
     assert isinstance(stats, dict)
     # Replayed messages join the outbox anew: their wait starts at the replay.
-    assert 0 <= stats.pop("lag_s") < 30
+    assert 0 <= stats.pop("lagSeconds") < 30
     assert stats == {"length": 1, "pending": 0, "parked": 0, "consumers": 1}
