@@ -1,11 +1,13 @@
 """Seeded traffic simulator: labelled Fingerprint (v3 / v4) webhooks and IPQS results.
 
-Eight populations a fraud analyst would recognise — four legitimate (returning and new
-customers, VPN / privacy users, families sharing a device), four fraudulent (credential
-stuffing, fraud rings, account takeover, promo abuse) — act over simulated days; each of
-their page loads becomes the exact body the vendor would post, with a ground-truth label.
-The populations overlap on purpose (risky-looking customers, careful fraudsters), so no
-model separates them perfectly. See ``service/simulation/`` for who does what.
+Eleven populations a fraud analyst would recognise — five legitimate (returning and new
+customers, VPN / privacy users, families sharing a device, coworkers and students behind
+one office or campus network), six fraudulent (credential stuffing, fraud rings, account
+takeover, automated checkouts on hijacked sessions, promo abuse, stolen cards on aged
+accounts) — act over simulated days; each of their page loads becomes the exact body the
+vendor would post, with a ground-truth label. The populations overlap on purpose
+(risky-looking customers, careful fraudsters), so no model separates them perfectly. See
+``service/simulation/`` for who does what.
 
 Deterministic: the same config gives byte-identical output. Streaming: events are produced
 in time order from one generator per actor, never held all at once.
@@ -31,12 +33,19 @@ import msgspec
 from service.simulation.clock import DAY_MS, to_datetime, to_ms
 from service.simulation.fraud import (
     AccountTakeover,
+    Carders,
     CredentialStuffing,
     FraudRings,
     HijackedSessions,
     PromoAbusers,
 )
-from service.simulation.legit import Families, NewCustomers, PrivacyUsers, ReturningCustomers
+from service.simulation.legit import (
+    Families,
+    NewCustomers,
+    PrivacyUsers,
+    ReturningCustomers,
+    SharedNetworks,
+)
 from service.simulation.visit import Format, IpqsOutcome, Label, Visit
 from service.simulation.wire import Renderer
 from service.simulation.world import Actor, World
@@ -59,11 +68,13 @@ POPULATIONS: tuple[Population, ...] = (
     NewCustomers(),
     PrivacyUsers(),
     Families(),
+    SharedNetworks(),
     CredentialStuffing(),
     FraudRings(),
     AccountTakeover(),
     HijackedSessions(),
     PromoAbusers(),
+    Carders(),
 )
 
 

@@ -5,15 +5,24 @@ models compared -> calibration -> thresholds -> a JSON artifact plus manifest.
 ``train``: nothing is defined twice. The data are simulated (``service.simulate``; no
 labelled public data set of device-intelligence events exists) or exported from a running
 service (``python -m service export-training``). Features come from replaying the events in
-time order through ``Scorer.assess_in`` with an in-memory reuse store: the very code and
+time order through ``Scorer.features_in`` with an in-memory reuse store: the very code and
 window semantics that serve the model.
 
 Split by time (train, then calibration, then test: the held-out last days). A logistic
-model and a gradient-boosted one are fitted on the training days, each calibrated on the
-calibration days (Platt's sigmoid, or isotonic), compared there by average precision, and
-the winner is evaluated once on the test days. Thresholds come from the calibration days:
-block where blocked traffic is almost all fraud, review for as much of the rest as the
-analysts' configured capacity allows.
+model (no negative weights: every feature is oriented so that larger = riskier) and a
+gradient-boosted one are fitted on the training days, each calibrated on the calibration
+days (Platt's sigmoid, or isotonic). Thresholds come from the calibration days: block where
+blocked traffic is almost all fraud and each blocked event more likely fraud than not;
+review where the review band fits the analysts' capacity and is worth their time (a minimum
+share of fraud in it, never an event under a few per cent).
+
+Every candidate is finished as if it were to serve (its own thresholds, artifact and
+promotion-gate verdicts, see ``finish_candidate``) before one is chosen, because only a
+model that passes the gate can serve: the choice by calibration-day average precision (the
+cheaper one to serve wins unless the other is better by ``selection_margin``) is made among
+the candidates that pass every story, and among all of them only when none does (then
+nothing is promoted). The test days never decide anything; every candidate's test-day
+metrics are recorded so that the choice can be checked against them.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from service import __version__
 from service.baseline_model import build_baseline
@@ -77,9 +86,19 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True):
     scale: float = 1.0
     train_share: float = 0.7  # of the time span; the calibration days follow, then test
     calibration_share: float = 0.15
-    review_rate: float = 0.05  # analysts' capacity: share of all traffic sent to review
-    block_precision: float = 0.95  # blocked traffic must be at least this much fraud
+    # Operating thresholds, chosen on the calibration days (see ``choose_thresholds``).
+    block_precision: float = 0.95  # blocked traffic (score >= block) is at least this much fraud
+    block_floor: int = 50  # never block under this score: blocked = more likely fraud than not
+    review_rate: float = 0.05  # analysts' capacity: the review band's share of all traffic
+    review_precision: float = 0.2  # at least one in five events in the review band is fraud
+    review_floor: int = 5  # never review an event the model gives under a 5 % fraud chance
+    # Model selection (see ``select_candidate``): a candidate that costs more to serve must
+    # beat a cheaper one by more than this much average precision on the calibration days.
+    selection_margin: float = 0.01
     logistic_c: float = 1.0
+    # Every feature is oriented so that larger = riskier: the logistic model may not learn a
+    # negative weight (see ``fit_logistic``); False (``--allow-negative-weights``) lets it.
+    non_negative: bool = True
     gbdt_trees: int = 150
     gbdt_depth: int = 3
     gbdt_learning_rate: float = 0.1
@@ -122,6 +141,30 @@ class Candidate:
     artifact_model: Logistic | Gbdt
     calibration: SigmoidCalibration | IsotonicCalibration
     validation: dict[str, float] = field(default_factory=dict)
+    dropped: list[int] = field(default_factory=list)  # feature columns held at weight 0
+
+
+@dataclass
+class Finished:
+    """A candidate made ready to serve on its own terms, so that the gate can judge it.
+
+    The gate judges a served model, thresholds included, and each candidate's thresholds
+    come from its own calibration scores: a candidate cannot be judged, nor chosen for
+    serving, before it is finished.
+    """
+
+    candidate: Candidate
+    artifact: Artifact
+    model: RiskModel
+    acceptance: dict[str, bool]
+    metrics: dict[str, Any]  # recorded in the manifest, under metrics["candidates"][name]
+
+    @property
+    def passes_gate(self) -> bool:
+        return bool(self.acceptance) and all(self.acceptance.values())
+
+
+Selection = Literal["passing", "all"]  # the candidates the choice was made among
 
 
 @dataclass
@@ -136,6 +179,8 @@ class TrainResult:
     calibration: Dataset
     test: Dataset
     spec: FeatureSpec
+    finished: list[Finished] = field(default_factory=list)  # every candidate, cheapest first
+    selection: Selection = "all"
 
 
 def featurize(
@@ -242,23 +287,54 @@ def _calibration_of(calibrated: CalibratedClassifierCV) -> SigmoidCalibration | 
     return SigmoidCalibration(a=float(calibrator.a_), b=float(calibrator.b_))
 
 
-def fit_logistic(train: Dataset, calibration: Dataset, config: TrainingConfig) -> Candidate:
-    pipeline = Pipeline(
+def _keep_columns(x: Matrix, mask: Matrix) -> Matrix:
+    return x * mask
+
+
+def _logistic_pipeline(mask: Matrix, config: TrainingConfig) -> Pipeline:
+    return Pipeline(
         [
+            ("keep", FunctionTransformer(_keep_columns, kw_args={"mask": mask})),
             ("scale", StandardScaler()),
             ("logistic", LogisticRegression(C=config.logistic_c, max_iter=5000)),
         ]
-    ).fit(train.x, train.y)
-    calibrated = _calibrate(pipeline, calibration, config)
-    scaler: StandardScaler = pipeline.named_steps["scale"]
-    logistic: LogisticRegression = pipeline.named_steps["logistic"]
-    # Fold the scaling into the coefficients: raw = b' + w' . x on unscaled features.
-    weights = logistic.coef_[0] / scaler.scale_
+    )
+
+
+def fit_logistic(train: Dataset, calibration: Dataset, config: TrainingConfig) -> Candidate:
+    """Standardised logistic regression; with ``config.non_negative``, no negative weight.
+
+    Every feature of ``service/features.py`` is oriented so that larger = riskier. A negative
+    weight is then something the model learned from how the training traffic happens to be
+    mixed, not about risk: on the simulator's data, where legitimate privacy users are the
+    main VPN population and fraud rarely shows more than one device per account, an
+    unconstrained fit gave VPN, relay, privacy settings and new devices on an account
+    negative weights, so a fraudster's VPN or an account takeover's burst of devices would
+    *lower* a score. Active-set elimination: fit, drop every feature whose (unscaled)
+    weight is negative, refit on the rest, until none is. Dropped features are zeroed in the
+    pipeline's first step, so the calibrated pipeline stays the reference of the served
+    model, whose weight for them is exactly 0.
+    """
+    mask = np.ones(train.x.shape[1])
+    while True:
+        pipeline = _logistic_pipeline(mask, config).fit(train.x, train.y)
+        scaler: StandardScaler = pipeline.named_steps["scale"]
+        logistic: LogisticRegression = pipeline.named_steps["logistic"]
+        # Fold the scaling into the coefficients: raw = b' + w' . x on unscaled features.
+        weights = np.where(mask > 0, logistic.coef_[0] / scaler.scale_, 0.0)
+        negative = weights < 0
+        if not config.non_negative or not negative.any():
+            break
+        mask = np.where(negative, 0.0, mask)
     intercept = float(
         logistic.intercept_[0] - np.sum(logistic.coef_[0] * scaler.mean_ / scaler.scale_)
     )
+    calibrated = _calibrate(pipeline, calibration, config)
     model = Logistic(intercept=intercept, coefficients=[float(w) for w in weights])
-    return Candidate("logistic", pipeline, calibrated, model, _calibration_of(calibrated))
+    dropped = [int(i) for i in np.flatnonzero(mask == 0)]
+    return Candidate(
+        "logistic", pipeline, calibrated, model, _calibration_of(calibrated), dropped=dropped
+    )
 
 
 def fit_gbdt(train: Dataset, calibration: Dataset, config: TrainingConfig) -> Candidate:
@@ -307,36 +383,92 @@ def evaluate(probability: Matrix, y: Labels) -> dict[str, float]:
 def choose_thresholds(
     scores: npt.NDArray[np.int64], y: Labels, config: TrainingConfig
 ) -> Thresholds:
-    """Block from the lowest score whose blocked traffic is at least ``block_precision``
-    fraud; review from the lowest score that keeps the review band (review <= score < block)
-    within ``review_rate`` of all traffic: the analysts' capacity.
+    """Review and block thresholds from calibrated scores (0-100) and labels of held-out days.
 
-    Any threshold inside a gap of the calibration scores selects the same traffic, so each
-    is then moved to the middle of its gap instead of riding on the edge of the data.
+    - **block**: the lowest score, not under ``block_floor``, from which blocked traffic
+      (score >= block) is at least ``block_precision`` fraud; 100 if none is.
+    - **review**: the lowest score, not under ``review_floor``, whose review band
+      (review <= score < block) holds at most ``review_rate`` of all traffic *and* is at least
+      ``review_precision`` fraud; if none is, review = block and nothing is sent to review.
+
+    The scores are calibrated probabilities, so the floors read as probabilities: an event
+    under 5 % is never worth an analyst, one under 50 % is never blocked. Without the
+    precision and floor terms, a model whose scores are bimodal (almost every legitimate event
+    at 0-1, the fraud at 60-100) would review everything from 1 %: a queue of which ~98 % is
+    legitimate, capped only by capacity.
+
+    Any threshold inside a gap of the calibration scores selects the same traffic, so each is
+    then moved to the middle of its gap (never under its floor, and the review threshold never
+    past the block threshold) instead of riding on the edge of the data; the calibration days'
+    bands stay exactly as chosen.
     """
 
     def precision_from(threshold: int) -> float:
         chosen = scores >= threshold
         return float(y[chosen].mean()) if chosen.any() else 1.0
 
-    def centred(threshold: int) -> int:
+    def centred(threshold: int, ceiling: int = 101) -> int:
+        """The middle of the gap in the scores that holds ``threshold``; a review threshold's
+        gap ends at the block threshold (``ceiling``) at the latest."""
         below = scores[scores < threshold]
-        above = scores[scores >= threshold]
-        if not len(below) or not len(above):
+        above = scores[(scores >= threshold) & (scores < ceiling)]
+        top = int(above.min()) if len(above) else ceiling
+        if not len(below) or top > 100:
             return threshold
-        return int(np.ceil((int(below.max()) + 1 + int(above.min())) / 2))
+        return int(np.ceil((int(below.max()) + 1 + top) / 2))
 
-    block = next((t for t in range(1, 101) if precision_from(t) >= config.block_precision), 100)
-    review = next(
-        (
-            t
-            for t in range(1, block + 1)
-            if float(np.mean((scores >= t) & (scores < block))) <= config.review_rate
-        ),
-        block,
+    def band_ok(review: int, block: int) -> bool:
+        band = (scores >= review) & (scores < block)
+        if not band.any():
+            return True  # no review band: nothing to fill, nothing wasted
+        return (
+            float(band.mean()) <= config.review_rate
+            and float(y[band].mean()) >= config.review_precision
+        )
+
+    lowest_block = max(1, config.block_floor)
+    block = next(
+        (t for t in range(lowest_block, 101) if precision_from(t) >= config.block_precision), 100
     )
-    block = centred(block)
-    return Thresholds(review=min(centred(review), block), block=block)
+    block = max(centred(block), lowest_block)
+    lowest_review = min(max(1, config.review_floor), block)
+    review = next(t for t in range(lowest_review, block + 1) if band_ok(t, block))
+    review = min(max(centred(review, block), lowest_review), block)
+    return Thresholds(review=review, block=block)
+
+
+def select_candidate(candidates: Sequence[Candidate], margin: float) -> Candidate:
+    """The cheapest candidate to serve whose calibration-day average precision is within
+    ``margin`` of the best one's (``candidates`` come cheapest first).
+
+    Serving cost is real: the logistic model's numpy path scores a row ~800x faster than
+    scikit-learn, the tree ensemble's only ~4x (``docs/BENCHMARKS.md``), and a logistic
+    model's reasons are exact per-feature terms. ``margin`` prices that: 0 picks the
+    highest average precision, whatever it costs. It is a judgment, not a significance test
+    (see models/README.md for the gap it decided on the default data).
+    """
+
+    def ap(candidate: Candidate) -> float:
+        return candidate.validation.get("average_precision", 0.0)
+
+    best = max(ap(c) for c in candidates)
+    return next(c for c in candidates if ap(c) >= best - margin)
+
+
+def select_servable(finished: Sequence[Finished], margin: float) -> tuple[Finished, Selection]:
+    """``select_candidate`` among the candidates that pass every gate story, or among all of
+    them if none does, and which of the two it was.
+
+    A fraud team wants the best model that is safe to serve, not the best model that cannot
+    be served: a candidate that fails a story is never promoted, so choosing it over one
+    that passes would leave the hand-set baseline serving for nothing. When none passes,
+    the best candidate is still chosen, so that ``trained-model.json`` records it (and
+    ``main`` promotes nothing).
+    """
+    passing = [f for f in finished if f.passes_gate]
+    pool: Sequence[Finished] = passing or finished
+    chosen = select_candidate([f.candidate for f in pool], margin)
+    return next(f for f in pool if f.candidate is chosen), "passing" if passing else "all"
 
 
 def operating_point(
@@ -344,14 +476,17 @@ def operating_point(
 ) -> dict[str, float]:
     flagged = scores >= thresholds.review
     blocked = scores >= thresholds.block
+    review = flagged & ~blocked
     frauds = max(int(y.sum()), 1)
     return {
         "flagged_share": round(float(flagged.mean()), 6),
         "blocked_share": round(float(blocked.mean()), 6),
+        "review_share": round(float(review.mean()), 6),
         "flagged_precision": round(float(y[flagged].mean()) if flagged.any() else 0.0, 6),
         "flagged_recall": round(float(y[flagged].sum()) / frauds, 6),
         "blocked_precision": round(float(y[blocked].mean()) if blocked.any() else 0.0, 6),
         "blocked_recall": round(float(y[blocked].sum()) / frauds, 6),
+        "review_precision": round(float(y[review].mean()) if review.any() else 0.0, 6),
     }
 
 
@@ -383,43 +518,45 @@ def train(
     spec = FeatureSpec(settings.reuse_window_labels)
     data = data if data is not None else simulated_dataset(config, spec, settings)
     train_set, calibration_set, test_set = split_by_time(data, config)
-    candidates = [
+    candidates = [  # cheapest to serve first: see select_candidate
         fit_logistic(train_set, calibration_set, config),
         fit_gbdt(train_set, calibration_set, config),
     ]
-    for candidate in candidates:
-        probability = candidate.calibrated.predict_proba(calibration_set.x)[:, 1]
-        candidate.validation = evaluate(probability, calibration_set.y)
-    chosen = max(candidates, key=lambda c: c.validation.get("average_precision", 0.0))
-    calibration_scores = to_scores(chosen.calibrated.predict_proba(calibration_set.x)[:, 1])
-    thresholds = choose_thresholds(calibration_scores, calibration_set.y, config)
-    ref = FeatureSpecRef(spec.version, spec.hash, list(spec.names))
-    version = f"{chosen.name}-sim{config.seed}-{data.digest()[:8]}"
-    artifact = Artifact(
-        format=ARTIFACT_FORMAT,
-        model_version=version,
-        feature_spec=ref,
-        model=chosen.artifact_model,
-        calibration=chosen.calibration,
-        thresholds=thresholds,
-    )
-    model = RiskModel(artifact, spec)
-    test_probability = model.predict_proba(test_set.x)
-    test_scores = to_scores(test_probability)
+    digest = data.digest()
+    finished = [
+        finish_candidate(c, calibration_set, test_set, spec, config, digest) for c in candidates
+    ]
+    best, selection = select_servable(finished, config.selection_margin)
+    chosen, artifact = best.candidate, best.artifact
+    version, thresholds, ref = artifact.model_version, artifact.thresholds, artifact.feature_spec
     baseline_artifact, baseline_manifest = build_baseline()
-    baseline = RiskModel(
-        baseline_artifact, FeatureSpec(settings.reuse_window_labels), baseline_manifest
-    )
+    baseline = RiskModel(baseline_artifact, spec, baseline_manifest)
+    # The chosen model's own figures stay at the top level (what the artifact is); every
+    # candidate's, chosen or not, are under "candidates".
     metrics: dict[str, Any] = {
         "chosen": chosen.name,
+        "selection": {
+            "rule": selection,
+            "passing": [f.candidate.name for f in finished if f.passes_gate],
+            "margin": config.selection_margin,
+        },
+        "logistic_dropped_features": [
+            spec.names[i] for c in candidates if c.name == "logistic" for i in c.dropped
+        ],
         "validation": {c.name: c.validation for c in candidates},
-        "test": evaluate(test_probability, test_set.y),
-        "test_operating_point": operating_point(test_scores, test_set.y, thresholds),
-        "test_by_population": by_population(test_scores, test_set),
+        **{
+            key: best.metrics[key]
+            for key in (
+                "calibration_operating_point",
+                "test",
+                "test_operating_point",
+                "test_by_population",
+            )
+        },
         "baseline_model_on_test": evaluate(baseline.predict_proba(test_set.x), test_set.y),
+        "acceptance": best.acceptance,
+        "candidates": {f.candidate.name: f.metrics for f in finished},
     }
-    acceptance = acceptance_checks(model, thresholds, spec)
-    metrics["acceptance"] = acceptance
     manifest = Manifest(
         model_version=version,
         created_at=datetime.now(UTC),
@@ -442,7 +579,7 @@ def train(
             "source": source,
             "config": msgspec.to_builtins(config),
             "rows": len(data),
-            "sha256": data.digest(),
+            "sha256": digest,
             "train_rows": len(train_set),
             "calibration_rows": len(calibration_set),
             "test_rows": len(test_set),
@@ -453,15 +590,70 @@ def train(
     return TrainResult(
         artifact,
         manifest,
-        model,
-        acceptance,
+        best.model,
+        best.acceptance,
         chosen,
         candidates,
         train_set,
         calibration_set,
         test_set,
         spec,
+        finished,
+        selection,
     )
+
+
+def finish_candidate(
+    candidate: Candidate,
+    calibration: Dataset,
+    test: Dataset,
+    spec: FeatureSpec,
+    config: TrainingConfig,
+    data_digest: str,
+) -> Finished:
+    """Everything a candidate would serve with, and the gate's verdict on it.
+
+    Each candidate gets thresholds from its own calibration scores (scores of different
+    models do not mean the same), so that the gate judges it as it would serve, and its
+    test-day figures are kept whether or not it is chosen: the manifest then shows what the
+    choice gave up.
+    """
+    probability = candidate.calibrated.predict_proba(calibration.x)[:, 1]
+    candidate.validation = evaluate(probability, calibration.y)
+    calibration_scores = to_scores(probability)
+    thresholds = choose_thresholds(calibration_scores, calibration.y, config)
+    ref = FeatureSpecRef(spec.version, spec.hash, list(spec.names))
+    # Data digest and a digest of what was fitted: two different models never share a
+    # version, and the same training run always gives the same one.
+    fitted = msgspec.json.encode((candidate.artifact_model, candidate.calibration, thresholds))
+    fitted_digest = hashlib.sha256(fitted).hexdigest()
+    artifact = Artifact(
+        format=ARTIFACT_FORMAT,
+        model_version=f"{candidate.name}-sim{config.seed}-{data_digest[:8]}-{fitted_digest[:8]}",
+        feature_spec=ref,
+        model=candidate.artifact_model,
+        calibration=candidate.calibration,
+        thresholds=thresholds,
+    )
+    model = RiskModel(artifact, spec)
+    test_probability = model.predict_proba(test.x)
+    test_scores = to_scores(test_probability)
+    acceptance = acceptance_checks(model, thresholds, spec)
+    metrics: dict[str, Any] = {
+        "model_version": artifact.model_version,
+        "passes_gate": all(acceptance.values()),
+        "acceptance": acceptance,
+        "thresholds": msgspec.to_builtins(thresholds),
+        "dropped_features": [spec.names[i] for i in candidate.dropped],
+        "validation": candidate.validation,
+        "calibration_operating_point": operating_point(
+            calibration_scores, calibration.y, thresholds
+        ),
+        "test": evaluate(test_probability, test.y),
+        "test_operating_point": operating_point(test_scores, test.y, thresholds),
+        "test_by_population": by_population(test_scores, test),
+    }
+    return Finished(candidate, artifact, model, acceptance, metrics)
 
 
 def acceptance_checks(
@@ -494,19 +686,31 @@ def acceptance_checks(
         base |= {name: (n, n, n) for name, n in counts.items()}
         return ReuseSnapshot(base, int(now.timestamp() * 1000) - 400 * day_ms)
 
-    def score(obs: Observation, snapshot: ReuseSnapshot, ipqs: IpqsSignals | None = None) -> int:
+    def vector(
+        obs: Observation, snapshot: ReuseSnapshot, ipqs: IpqsSignals | None = None
+    ) -> npt.NDArray[np.float64]:
         from service.features import FeatureInput
 
-        return model.risk(spec.vector(FeatureInput(obs, snapshot, ipqs, now)), thresholds).score
+        return spec.vector(FeatureInput(obs, snapshot, ipqs, now))
+
+    def score(obs: Observation, snapshot: ReuseSnapshot, ipqs: IpqsSignals | None = None) -> int:
+        return model.risk(vector(obs, snapshot, ipqs), thresholds).score
 
     hostile = msgspec.structs.replace(
         clean, signals=Signals(tor=True, bot=True, tampering=True, proxy=False, vpn=False)
+    )
+    # A person, not a bot, hiding behind Tor in a tampered browser: the bot flag must not be
+    # what carries the story above (a model can learn that from traffic where every Tor
+    # user is also a bot).
+    hidden = msgspec.structs.replace(
+        clean, signals=Signals(tor=True, bot=False, tampering=True, proxy=False, vpn=False)
     )
     one_user, six_users = score(clean, reuse()), score(clean, reuse(users_per_device=6))
     family, ring = _replayed_devices(model, thresholds, spec, clean)
     return {
         "clean returning visitor is allowed": score(clean, reuse()) < thresholds.review,
         "Tor + bad bot + tampering is not allowed": score(hostile, reuse()) >= thresholds.review,
+        "Tor + tampering without a bot is not allowed": score(hidden, reuse()) >= thresholds.review,
         "six users on a device outscore one": six_users > one_user,
         "six visits of one user in an hour are not blocked": score(
             clean, reuse(events_per_device=6, events_per_user=6, events_per_ip=6)
@@ -521,7 +725,24 @@ def acceptance_checks(
         "replayed: a ring device (six users in 45 min) is not allowed, and far above": ring
         >= thresholds.review
         and ring > family + 20,
+        "no signal or count lowers a clean visitor's score": _nothing_lowers(
+            model, spec, vector(clean, reuse())
+        ),
     }
+
+
+def _nothing_lowers(model: RiskModel, spec: FeatureSpec, base: npt.NDArray[np.float64]) -> bool:
+    """Whether raising any one feature of ``base`` (flags to 1, fractions to 1, reuse counts
+    to six distinct values) leaves its probability at least where it was: every feature is
+    oriented so that larger = riskier, so evidence of risk may never earn a discount."""
+    floor = model.probability(base) - 1e-12
+    six = float(np.log1p(5))  # log1p(n - 1) for six distinct values
+    for i, feature in enumerate(spec.features):
+        raised = base.copy()
+        raised[i] = max(raised[i], six if feature.kind.startswith("reuse:") else 1.0)
+        if model.probability(raised) < floor:
+            return False
+    return True
 
 
 def _replayed_devices(
@@ -577,8 +798,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--data", type=Path, help="a file from `export-training` instead of simulated traffic"
     )
+    parser.add_argument(
+        "--review-rate",
+        type=float,
+        default=defaults.review_rate,
+        help="most of all traffic the review band may hold (analysts' capacity)",
+    )
+    parser.add_argument(
+        "--review-precision",
+        type=float,
+        default=defaults.review_precision,
+        help="least share of fraud in the review band",
+    )
+    parser.add_argument(
+        "--block-precision",
+        type=float,
+        default=defaults.block_precision,
+        help="least share of fraud in blocked traffic",
+    )
+    parser.add_argument(
+        "--allow-negative-weights",
+        action="store_true",
+        help="let the logistic model weigh a risk feature negatively (default: it may not)",
+    )
+    parser.add_argument(
+        "--selection-margin",
+        type=float,
+        default=defaults.selection_margin,
+        help="average precision a costlier model must gain to be chosen (0: best AP wins)",
+    )
     args = parser.parse_args(argv)
-    config = TrainingConfig(seed=args.seed, days=args.days, scale=args.scale)
+    config = TrainingConfig(
+        seed=args.seed,
+        days=args.days,
+        scale=args.scale,
+        review_rate=args.review_rate,
+        review_precision=args.review_precision,
+        block_precision=args.block_precision,
+        selection_margin=args.selection_margin,
+        non_negative=not args.allow_negative_weights,
+    )
     settings = Settings.from_env(os.environ)
     if args.data:
         spec = FeatureSpec(settings.reuse_window_labels)
@@ -591,6 +850,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = result.manifest.metrics
     print(msgspec.json.format(msgspec.json.encode(metrics), indent=2).decode())
     print(f"wrote {out} ({result.artifact.model_version})")
+    passing = [f.candidate.name for f in result.finished if f.passes_gate]
+    print(
+        f"chose {result.chosen.name} among "
+        + (f"the candidates passing every story ({', '.join(passing)})" if passing else "all")
+    )
     failed = [name for name, ok in result.acceptance.items() if not ok]
     if failed:
         print(f"NOT promoted to {args.promote_to}; failed acceptance checks: {failed}")

@@ -13,7 +13,16 @@ from functools import partial
 from service.simulation import clock, devices, geo, ids
 from service.simulation.devices import Device
 from service.simulation.geo import City, Ip
-from service.simulation.legit import CHECKOUT, LOGIN, ORDER, SIGNUP, Step, elsewhere, step_gap
+from service.simulation.legit import (
+    CHECKOUT,
+    LOGIN,
+    ORDER,
+    SIGNUP,
+    Step,
+    elsewhere,
+    regular_confidence,
+    step_gap,
+)
 from service.simulation.visit import Account, Label, Signals, Visit
 from service.simulation.world import Actor, Customer, World
 
@@ -149,9 +158,15 @@ class FraudRings:
     day, each device logs into 5-20 accounts of the ring's pool (sign-ups for fresh ones,
     alias or throwaway e-mails) within an hour or two, applies coupons, enters payment
     details and checks out. Anti-detect browsers (tampering, spoofed time zone) and virtual
-    machines on most devices; each account goes out through a residential proxy or hosting
-    IP in a different country, so one device shows several countries. A third of the
-    devices are plain laptops on the ring's own line: clean signals, caught only by reuse.
+    machines on most devices. The accounts go out through residential proxies (or hosting
+    IPs) in several countries, so one device shows several countries; the proxy product
+    decides how the address moves: rotating exits give each account a fresh one, sticky
+    sessions keep one for two to six accounts. A third of the devices are plain laptops,
+    most of them worked in earlier campaigns (Fingerprint has known them for weeks), that
+    use the ring's own line more often than not: clean signals, caught only by reuse.
+    Either way the device is the constant and the addresses are not: users per device is
+    the ring's mark, users per IP only sometimes. IPQS's network knows some rings' devices
+    and lines from abuse at other merchants, however clean their browsers look.
     """
 
     name = "fraud_ring"
@@ -183,9 +198,12 @@ class FraudRings:
         kinds = [rng.choices(("antidetect", "vm", "plain"), (40, 25, 35))[0] for _ in range(5)]
         start = world.start_ms + first_day * clock.DAY_MS
         ring_devices = [
-            (devices.new_device(rng, devices.desktop(rng), base, start), kind)
+            (self._device(rng, base, start, kind), kind)
             for kind in kinds[: max(1, round(rng.randint(2, 5) * volume))]
         ]
+        # The ring's own line (one per plain laptop) and what IPQS's network knows of each device.
+        lines = [geo.residential(rng, base) for _ in ring_devices]
+        known = [rng.random() < 0.5 for _ in ring_devices]
         used: set[Account] = set()
         done = 0  # end of the previous working day, which can run past midnight
         for day in work_days:
@@ -198,13 +216,24 @@ class FraudRings:
                 pool.append(Account(ids.alias_email(rng, first + last, len(pool))))
             # No account on two devices the same day, so a sign-up always precedes its logins.
             todays = rng.sample(pool, sum(shares))
-            for (device, kind), share in zip(ring_devices, shares, strict=True):
+            for number, ((device, kind), share) in enumerate(
+                zip(ring_devices, shares, strict=True)
+            ):
                 time = max(clock.daytime(rng, day_ms, base.utc_offset_min), done, world.start_ms)
                 countries = rng.sample(self.markets, rng.randint(2, 4))
                 accounts, todays = todays[:share], todays[share:]
+                sticky = rng.random() < 0.4  # today's proxy product keeps an exit a while
+                ip, keep = lines[number], 0
+                risk = (
+                    0.8 if known[number] else {"antidetect": 0.8, "vm": 0.75, "plain": 0.45}[kind]
+                )
                 for account in accounts:
+                    if keep == 0:
+                        ip = self._exit(rng, kind, lines[number], countries)
+                        keep = rng.randint(2, 6) if sticky and ip is not lines[number] else 1
+                    keep -= 1
                     time = self._account(rng, world, batch, time, device, kind, account,
-                                         base, countries, used)  # fmt: skip
+                                         base, ip, risk, used)  # fmt: skip
                     time += rng.randint(1, 6) * clock.MINUTE_MS
             batch.sort(key=lambda visit: visit.time_ms)
             done = batch[-1].time_ms + clock.HOUR_MS
@@ -220,17 +249,10 @@ class FraudRings:
         kind: str,
         account: Account,
         base: City,
-        countries: list[str],
+        ip: Ip,
+        risk: float,
         used: set[Account],
     ) -> int:
-        country = rng.choice(countries)
-        ip: Ip
-        if kind == "plain" and rng.random() < 0.6:
-            ip = geo.residential(rng, base)
-        elif rng.random() < 0.15:
-            ip = geo.hosted(rng, rng.choice(geo.BOT_HOSTS))
-        else:
-            ip = geo.residential_proxy(rng, country, detected=rng.random() < 0.55)
         steps: list[Step] = [LOGIN if account in used else SIGNUP]
         used.add(account)
         if rng.random() < 0.3:
@@ -270,13 +292,31 @@ class FraudRings:
                     confidence=confidence,
                     incognito=incognito,
                     signals=signals,
-                    risk={"antidetect": 0.8, "vm": 0.75, "plain": 0.45}[kind],
+                    risk=risk,
                     email_trait=event == "Signed Up",
                     extra={"coupon": rng.choice(COUPONS)} if (event, path) == COUPON else None,
                 )
             )
             time += rng.randint(15, 180) * clock.SECOND_MS
         return time
+
+    @staticmethod
+    def _device(rng: random.Random, base: City, start: int, kind: str) -> Device:
+        if kind == "plain" and rng.random() < 0.7:
+            # The ring's own laptop, worked in earlier campaigns: Fingerprint knows it.
+            since = start - rng.randint(20, 300) * clock.DAY_MS
+            last = start - rng.randint(2, 15) * clock.DAY_MS
+            return devices.new_device(rng, devices.desktop(rng), base, since, max(since, last))
+        # Anti-detect profiles and fresh VMs are new to Fingerprint.
+        return devices.new_device(rng, devices.desktop(rng), base, start)
+
+    @staticmethod
+    def _exit(rng: random.Random, kind: str, line: Ip, countries: list[str]) -> Ip:
+        if kind == "plain" and rng.random() < 0.6:
+            return line
+        if rng.random() < 0.15:
+            return geo.hosted(rng, rng.choice(geo.BOT_HOSTS))
+        return geo.residential_proxy(rng, rng.choice(countries), detected=rng.random() < 0.55)
 
 
 class AccountTakeover:
@@ -287,8 +327,12 @@ class AccountTakeover:
     seen, operated from another country: through a VPN or a residential proxy placed in the
     victim's country (the browser's time zone still gives it away), Tor, or directly. The
     attacker logs in, often changes the account's e-mail or password, then checks out;
-    a third come back the next day. Some are careful: a residential proxy in the victim's
-    own city and a matching time zone, so the new device is the only tell.
+    a third come back the next day. Two in five first cycle through one to three other
+    new browsers or anti-detect profiles (each a new visitor id) within minutes — retrying
+    after a challenge, or working a checker's profiles — so the account shows several new
+    devices within the hour. Some are careful: a residential proxy in the victim's own
+    city and a matching time zone, so the new device is the only tell to Fingerprint;
+    IPQS, which knows many proxy pools, often sees the exit for what it is.
     """
 
     name = "account_takeover"
@@ -307,9 +351,31 @@ class AccountTakeover:
         careful = style == "careful"
         profile = devices.desktop(rng) if rng.random() < 0.75 else devices.phone(rng)
         device = devices.new_device(rng, profile, attacker, time)
+        tries = rng.randint(1, 3) if rng.random() < 0.4 else 0
+        risk = 0.3 if careful else 0.7
         for session in range(2 if rng.random() < 0.3 else 1):
             ip = self._route(rng, style, victim, attacker)
             incognito = not careful and rng.random() < 0.35
+            for _ in range(tries if session == 0 else 0):
+                if time >= world.end_ms:
+                    return
+                other = devices.new_device(rng, devices.desktop(rng), attacker, time)
+                yield world.visit(
+                    rng,
+                    time_ms=time,
+                    population=self.name,
+                    label=self.label,
+                    device=other,
+                    account=victim.account,
+                    ip=ip,
+                    tz_city=victim.home if careful else attacker,
+                    event=LOGIN[0],
+                    path=LOGIN[1],
+                    confidence=rng.uniform(0.6, 0.97),
+                    incognito=incognito,
+                    risk=risk,
+                )
+                time += rng.randint(1, 8) * clock.MINUTE_MS
             steps: list[Step] = [LOGIN]
             if rng.random() < 0.6:
                 steps.append(ACCOUNT_UPDATE)
@@ -334,7 +400,7 @@ class AccountTakeover:
                     confidence=rng.uniform(0.85, 1.0) if careful else rng.uniform(0.6, 0.97),
                     incognito=incognito,
                     signals=Signals(developer_tools=not careful and rng.random() < 0.05),
-                    risk=0.3 if careful else 0.7,
+                    risk=risk,
                     email_trait=(event, path) == ACCOUNT_UPDATE,
                 )
                 time += rng.randint(30, 600) * clock.SECOND_MS
@@ -351,7 +417,7 @@ class AccountTakeover:
         if style == "tor":
             return geo.tor_exit(rng)
         if style == "careful":
-            return geo.residential(rng, victim.home)
+            return geo.residential_proxy_in(rng, victim.home, detected=False)
         return geo.residential(rng, attacker)
 
 
@@ -363,7 +429,9 @@ class HijackedSessions:
     the customer's one user id, a human pace. The automation shows only in the browser — a
     bad bot (headless Chrome, Selenium), tampering or an anti-detect build, sometimes a
     virtual machine or open developer tools — and the traffic often leaves through Tor or a
-    proxy. The reuse counts look exactly like the customer's: only the signals tell.
+    proxy. The reuse counts look exactly like the customer's: only the signals tell. A
+    quarter drive the browser by hand over a remote-access tool: no automation shows at
+    all, and only the exit (Tor, or a residential proxy IPQS may know) gives them away.
     """
 
     name = "hijacked_session"
@@ -394,6 +462,8 @@ class HijackedSessions:
             virtual_machine=rng.random() < 0.25,
             developer_tools=rng.random() < 0.2,
         )
+        if rng.random() < 0.25:
+            signals = Signals()  # a remote-access tool: a human hand on the real browser
         for event, path in (LOGIN, CHECKOUT, ORDER)[: rng.randint(1, 3)]:
             if time >= world.end_ms:
                 return
@@ -423,7 +493,8 @@ class PromoAbusers:
     accounts with alias or throwaway e-mails, apply the coupon and check out — in private
     windows (incognito) most of the time, hoping that resets their identity, and a third
     also hop between VPN exits. A fifth are careful (no incognito, no VPN): one device with
-    many fresh accounts is all they show.
+    many fresh accounts is all they show to Fingerprint. IPQS's network has seen three in
+    ten of them (careful or not) farming other shops' coupons.
     """
 
     name = "promo_abuser"
@@ -443,6 +514,7 @@ class PromoAbusers:
         rng = world.rng(self.name, index)
         careful = rng.random() < 0.2
         hops_vpn = not careful and rng.random() < 0.35
+        risk = 0.8 if rng.random() < 0.3 else 0.25 if careful else 0.55
         owned = []
         for _ in range(rng.choices((1, 2, 3), (6, 3, 1))[0]):
             known = rng.random() < 0.5
@@ -477,7 +549,7 @@ class PromoAbusers:
                     path=path,
                     confidence=rng.uniform(0.85, 0.99) if incognito else rng.uniform(0.93, 1.0),
                     incognito=incognito,
-                    risk=0.25 if careful else 0.55,
+                    risk=risk,
                     email_trait=event == "Signed Up",
                     extra={"coupon": rng.choice(COUPONS[:2])} if (event, path) == COUPON else None,
                 )
@@ -487,3 +559,67 @@ class PromoAbusers:
             if burst_left == 0:
                 burst_left = rng.randint(5, 12)
                 time = clock.next_visit(rng, time, 0.3, home.utc_offset_min)
+
+
+class Carders:
+    """Stolen cards checked out from aged accounts [fraud].
+
+    A carder buys (or grew) an account with months of history and works it from one laptop
+    Fingerprint has known as long: a clean browser, high confidence, its time zone set to
+    the cardholders' market, one user id. Over one to three days, two to six sessions
+    each go out through a fresh residential-proxy exit in that market (Fingerprint knows
+    a third of those pools) and try stolen cards: log in, check out, enter one card after
+    another until one passes. Fingerprint sees a returning customer; the proxies and the
+    card testing are known across IPQS's network (high fraud_chance, recent abuse), so
+    IPQS, where it is asked, is often the only tell.
+    """
+
+    name = "carder"
+    label: Label = "fraud"
+    per_day = 2.0
+    markets = ("US", "US", "GB", "DE", "CA", "FR")
+
+    def actors(self, world: World) -> list[Actor]:
+        plan = world.rng(self.name, "plan")
+        actors = []
+        for index in range(world.count(self.per_day, True)):
+            market = geo.CITIES[plan.choice(self.markets)]
+            city = plan.choice(market)
+            account = world.existing_account(plan, *ids.person(plan))
+            time = clock.first_visit(plan, world.start_ms, world.end_ms, city.utc_offset_min)
+            actors.append(Actor(time, partial(self._carder, world, index, city, account, time)))
+        return actors
+
+    def _carder(
+        self, world: World, index: int, city: City, account: Account, time: int
+    ) -> Iterator[Visit]:
+        rng = world.rng(self.name, index)
+        since = time - rng.randint(60, 600) * clock.DAY_MS
+        last = time - rng.randint(3, 40) * clock.DAY_MS
+        device = devices.new_device(rng, devices.desktop(rng), city, since, max(since, last))
+        sessions = max(1, round(rng.randint(2, 6) * world.intensity(self.per_day, True)))
+        for _ in range(sessions):
+            ip = geo.residential_proxy(rng, city.country, detected=rng.random() < 0.33)
+            steps: list[Step] = [LOGIN, CHECKOUT]
+            steps += [PAYMENT] * rng.randint(1, 4)
+            if rng.random() < 0.6:
+                steps.append(ORDER)
+            for event, path in steps:
+                if time >= world.end_ms:
+                    return
+                yield world.visit(
+                    rng,
+                    time_ms=time,
+                    population=self.name,
+                    label=self.label,
+                    device=device,
+                    account=account,
+                    ip=ip,
+                    tz_city=ip.city,
+                    event=event,
+                    path=path,
+                    confidence=regular_confidence(rng),
+                    risk=0.85,
+                )
+                time += step_gap(rng)
+            time = clock.next_visit(rng, time, 0.6, city.utc_offset_min)

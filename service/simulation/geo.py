@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import zlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -71,6 +72,9 @@ class Ip:
     relay: bool = False
     proxy: str | None = None  # detected proxy type ("residential" / "data_center")
     proxy_provider: str | None = None
+    # A residential-proxy exit, detected by Fingerprint (``proxy`` set) or not: IPQS judges
+    # the same address from its own honeypots and abuse reports, independently.
+    proxy_pool: bool = False
     tor: bool = False
     email_spam: bool = False
     attack_source: bool = False
@@ -378,11 +382,28 @@ def residential(rng: random.Random, city: City, **flags: Any) -> Ip:
     return Ip(address, network, block, city, **flags)
 
 
+CGNAT_POOL = 6  # public addresses one carrier's NAT shows this shop per city
+
+
 def cellular(rng: random.Random, city: City) -> Ip:
-    """A carrier-grade NAT address; countries without a mobile network here fall back to ISPs."""
-    network = rng.choice(MOBILE.get(city.country) or ISPS[city.country])
-    address, block = _address(rng, network)
-    return Ip(address, network, block, city)
+    """A carrier-grade NAT address; countries without a mobile network here fall back to ISPs.
+
+    A carrier puts thousands of subscribers behind each public IPv4 address of its NAT, so
+    the shop's mobile customers in one city arrive from a handful of addresses, shared
+    with strangers (``CGNAT_POOL`` of them per carrier and city).
+    """
+    carriers = MOBILE.get(city.country)
+    if not carriers:
+        network = rng.choice(ISPS[city.country])
+        address, block = _address(rng, network)
+        return Ip(address, network, block, city)
+    network = rng.choice(carriers)
+    slot = rng.randrange(CGNAT_POOL)
+    # The address is a function of (carrier, city, slot): the same for everyone in the run.
+    digest = zlib.crc32(f"{network.asn}:{city.name}:{slot}".encode())
+    block = digest % len(network.blocks)
+    a, b = network.blocks[block]
+    return Ip(f"{a}.{b}.{(digest >> 8) % 256}.{1 + (digest >> 16) % 254}", network, block, city)
 
 
 def hosted(rng: random.Random, network: Network, **flags: Any) -> Ip:
@@ -411,10 +432,19 @@ def tor_exit(rng: random.Random) -> Ip:
 
 def residential_proxy(rng: random.Random, country: str, detected: bool) -> Ip:
     """A residential-proxy exit: a real home line, flagged only when the vendor knows the pool."""
-    city = rng.choice(CITIES[country])
+    return residential_proxy_in(rng, rng.choice(CITIES[country]), detected)
+
+
+def residential_proxy_in(rng: random.Random, city: City, detected: bool) -> Ip:
     if not detected:
-        return residential(rng, city)
-    return residential(rng, city, proxy="residential", proxy_provider=rng.choice(PROXY_PROVIDERS))
+        return residential(rng, city, proxy_pool=True)
+    return residential(
+        rng,
+        city,
+        proxy="residential",
+        proxy_provider=rng.choice(PROXY_PROVIDERS),
+        proxy_pool=True,
+    )
 
 
 def v3_geolocation(city: City) -> msgspec.Raw:

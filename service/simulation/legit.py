@@ -31,14 +31,26 @@ _VISIT_FLOWS: tuple[tuple[Step, ...], ...] = (
     (CHECKOUT, ORDER),
 )
 _VISIT_WEIGHTS = (22, 13, 25, 25, 15)
+BROWSE_SHARE = 0.15  # visits that browse the catalogue: several product pages in minutes
 
 
 def visit_flow(rng: random.Random) -> tuple[Step, ...]:
+    """The pages of one visit: mostly one to three, and one visit in seven or so a browse
+    through three to nine product pages, a minute or less apart (``step_gap``), that may end
+    at the checkout. The browses are the legitimate bursts: one user, one device, one IP,
+    a dozen page loads within the hour."""
+    if rng.random() < BROWSE_SHARE:
+        pages: tuple[Step, ...] = (LOGIN, *(PRODUCT,) * rng.randint(3, 9))
+        if rng.random() < 0.4:
+            pages += (CHECKOUT, ORDER) if rng.random() < 0.6 else (CHECKOUT,)
+        return pages
     return rng.choices(_VISIT_FLOWS, _VISIT_WEIGHTS)[0]
 
 
-def step_gap(rng: random.Random) -> int:
-    """Time between two pages of one visit."""
+def step_gap(rng: random.Random, path: str = "") -> int:
+    """Time between two pages of one visit; a product page is left sooner (8-90 s)."""
+    if path == PRODUCT[1]:
+        return 8 * clock.SECOND_MS + int(rng.random() * 82 * clock.SECOND_MS)
     return 20 * clock.SECOND_MS + int(rng.random() * 460 * clock.SECOND_MS)
 
 
@@ -123,7 +135,7 @@ class ReturningCustomers:
                         developer_tools=rng.random() < 0.01,
                     ),
                 )
-                time += step_gap(rng)
+                time += step_gap(rng, path)
             time = clock.next_visit(rng, time, customer.mean_gap_days, customer.home.utc_offset_min)
 
 
@@ -180,7 +192,7 @@ class NewCustomers:
                     incognito=incognito and number == 0,
                     email_trait=event == "Signed Up",
                 )
-                time += step_gap(rng)
+                time += step_gap(rng, path)
             time = clock.next_visit(rng, time, 2.0, home.utc_offset_min)
             ip = home_ip
 
@@ -264,7 +276,7 @@ class PrivacyUsers:
                     ),
                     risk=0.12,
                 )
-                time += step_gap(rng)
+                time += step_gap(rng, path)
             time = clock.next_visit(rng, time, 3.0, home.utc_offset_min)
 
 
@@ -272,14 +284,17 @@ class Families:
     """Families sharing a device [legit].
 
     A household's one laptop or tablet, at one home IP, used by two to four members with
-    their own accounts (same surname) — each visit by one member, hours or days apart, never
-    several logins within minutes. Clean signals, high confidence: the legitimate face of
-    "several users per device" that a fraud ring also shows.
+    their own accounts (same surname) — each visit by one member, mostly hours or days apart;
+    now and then (one visit in eight) another member takes the device straight after, within
+    minutes, so a household shows two user ids in an hour, never more. Clean signals, high
+    confidence: the legitimate face of "several users per device" that a fraud ring (five
+    to twenty user ids an hour) also shows.
     """
 
     name = "family"
     label: Label = "legit"
     size = 110
+    handover_share = 0.12  # visits followed, within minutes, by another member's visit
 
     def actors(self, world: World) -> list[Actor]:
         setup = world.rng(self.name, "accounts")
@@ -306,8 +321,9 @@ class Families:
         time = clock.first_visit(
             rng, world.start_ms, world.start_ms + 2 * clock.DAY_MS, home.utc_offset_min
         )
+        member = rng.choice(members)
+        handed_over = False
         while time < world.end_ms:
-            member = rng.choice(members)
             for event, path in visit_flow(rng):
                 if time >= world.end_ms:
                     return
@@ -324,7 +340,94 @@ class Families:
                     confidence=regular_confidence(rng),
                     incognito=rng.random() < 0.03,
                 )
-                time += step_gap(rng)
-            # Another member takes over hours later at the earliest.
+                time += step_gap(rng, path)
+            handed_over = not handed_over and rng.random() < self.handover_share
+            if handed_over:
+                # "Let me check mine too": another member, minutes later, same device.
+                member = rng.choice([m for m in members if m is not member])
+                time += rng.randint(1, 20) * clock.MINUTE_MS
+                continue
+            # Otherwise the next visit (anyone's) comes hours later at the earliest.
+            member = rng.choice(members)
             later = clock.next_visit(rng, time, 1.6, home.utc_offset_min)
             time = max(later, time + 3 * clock.HOUR_MS)
+
+
+class SharedNetworks:
+    """Coworkers and students behind one office or campus network [legit].
+
+    A workplace, university or library puts everyone behind one NAT address. Its members
+    (eight to twenty-five at an office, forty to a hundred and twenty on a campus) are
+    ordinary customers — one account and one known device each, clean signals, high
+    confidence — who shop every few days, on weekdays mostly from the site (at lunch above
+    all), otherwise from home. So one IP shows many unrelated users and devices within the
+    hour, each device still one user: the legitimate face of "many users on one IP" that
+    credential stuffing and careless rings show too. (Mobile customers share addresses
+    the same way behind their carrier's NAT: ``geo.cellular``.)
+    """
+
+    name = "shared_network"
+    label: Label = "legit"
+    sites = 12
+
+    def actors(self, world: World) -> list[Actor]:
+        setup = world.rng(self.name, "sites")
+        actors = []
+        for site in range(world.count(self.sites)):
+            city = geo.home_city(setup)
+            site_ip = geo.residential(setup, city)
+            campus = setup.random() < 0.4
+            size = setup.randint(40, 120) if campus else setup.randint(8, 25)
+            for member in range(size):
+                account = world.existing_account(setup, *ids.person(setup))
+                run = partial(self._member, world, site, member, city, site_ip, account)
+                actors.append(Actor(world.start_ms, run))
+        return actors
+
+    def _member(
+        self, world: World, site: int, member: int, city: City, site_ip: Ip, account: Account
+    ) -> Iterator[Visit]:
+        rng = world.rng(self.name, site, member)
+        profile = devices.any_device(rng, 0.45)
+        since = world.start_ms - rng.randint(30, 700) * clock.DAY_MS - rng.randrange(clock.DAY_MS)
+        last_seen = world.start_ms - rng.randrange(1, 6 * clock.DAY_MS)
+        device = devices.new_device(rng, profile, city, since, last_seen)
+        home_ip = geo.residential(rng, city)
+        mean_gap = rng.uniform(1.5, 5.0)
+        offset = city.utc_offset_min * clock.MINUTE_MS
+        time = clock.first_visit(
+            rng, world.start_ms, world.start_ms + 3 * clock.DAY_MS, city.utc_offset_min
+        )
+        previous_end = world.start_ms
+        while time < world.end_ms:
+            ip = home_ip
+            local_day = (time + offset) // clock.DAY_MS
+            weekday = (local_day + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
+            if weekday < 5 and rng.random() < 0.75:
+                # At the site: lunch (11:30-14:00) more often than not, else office hours.
+                if rng.random() < 0.6:
+                    at = rng.randint(690, 840) * clock.MINUTE_MS
+                else:
+                    at = rng.randint(540, 1020) * clock.MINUTE_MS
+                work = local_day * clock.DAY_MS - offset + at
+                if work > previous_end + 30 * clock.MINUTE_MS:
+                    time, ip = work, site_ip
+            for event, path in visit_flow(rng):
+                if time >= world.end_ms:
+                    return
+                yield world.visit(
+                    rng,
+                    time_ms=time,
+                    population=self.name,
+                    label=self.label,
+                    device=device,
+                    account=account,
+                    ip=ip,
+                    event=event,
+                    path=path,
+                    confidence=regular_confidence(rng),
+                    incognito=rng.random() < 0.03,
+                )
+                time += step_gap(rng, path)
+            previous_end = time
+            time = clock.next_visit(rng, time, mean_gap, city.utc_offset_min)

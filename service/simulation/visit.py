@@ -121,6 +121,11 @@ def draw_ipqs(
 
     fraud_chance: legitimate visitors centre on IPQS's documented median of 25 (mostly 0-40);
     fraudulent ones skew high (median ~70) but overlap; IP and bot evidence add to both.
+
+    IPQS's opinion is its own, not Fingerprint's: it finds most residential-proxy exits
+    (``ip.proxy_pool``) whether or not Fingerprint flags them, and an address shared with
+    strangers (a carrier's NAT above all) sometimes carries someone else's abuse, so a
+    legitimate visitor gets a moderate fraud_chance, now and then with recent_abuse.
     """
     # Results arrive shortly after the page load, time-stamped to the second.
     second = (time_ms + rng.randint(300, 4000) + 999) // 1000 * 1000
@@ -136,15 +141,24 @@ def draw_ipqs(
     if rng.random() < 0.25:
         # IPQS's network has no history on this device yet: fraud it cannot tell apart.
         risk *= 0.3
+    # The address, judged by IPQS's own honeypots and abuse reports.
+    pool_seen = ip.proxy_pool and rng.random() < 0.7
+    if pool_seen:
+        risk = max(risk, rng.uniform(0.6, 0.9))
+    elif rng.random() < (0.08 if ip.network.kind == "mobile" else 0.03):
+        risk = max(risk, rng.uniform(0.3, 0.6))  # someone else's abuse on a shared address
     legit_draw = rng.gammavariate(3.6, 7.2)  # median ~24
     fraud_draw = 100 * rng.betavariate(4.5, 2.0)  # median ~71
     chance = (1 - risk) * legit_draw + risk * fraud_draw
     vpn = (ip.public_vpn and rng.random() < 0.92) or (ip.relay and rng.random() < 0.5)
     tor = ip.tor and rng.random() < 0.97
-    proxy = vpn or tor or (ip.proxy is not None and rng.random() < 0.8)
+    proxy = vpn or tor or pool_seen
     if not proxy and ip.datacenter and rng.random() < 0.3:
         proxy = True
     chance += 10 * vpn + 12 * (proxy and not vpn) + 18 * tor + 6 * incognito + 15 * bad_bot
+    # Verified abuse across IPQS's network is part of what its fraud score says.
+    recent_abuse = rng.random() < 0.01 + 0.55 * risk * risk
+    chance += 20 * recent_abuse
     bot_status = rng.random() < (
         0.85 if bad_bot else 0.35 if signals.anti_detect or signals.virtual_machine else 0.008
     )
@@ -161,7 +175,7 @@ def draw_ipqs(
         message=None,
         fraud_chance=_clip(chance),
         guid_confidence=guid_confidence,
-        recent_abuse=rng.random() < 0.015 + 0.35 * risk,
+        recent_abuse=recent_abuse,
         bot_status=bot_status,
         proxy=proxy,
         vpn=vpn,

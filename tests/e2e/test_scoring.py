@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from service.app import create_app
+from service.app import DEFAULT_MODEL, create_app
 from service.settings import Secret, Settings
 from tests.payloads import clean_v3, encode, v4
 from tests.segment_receiver import SegmentReceiver
@@ -35,9 +36,13 @@ async def test_six_user_ids_on_one_device_in_an_hour_score_higher_than_one(
     client: AsyncTestClient[Litestar],
 ) -> None:
     ring, family = "RingDevice0000000001", "FamilyDevice00000001"
+    # Each device on its own line, as in the promotion gate's replay: the story is about the
+    # device, not about an IP the two happen to share.
     for n in range(6):
-        ring_answer = await post(client, clean_v3(f"ring-{n}", ring, f"mule-{n}", minute(n * 9)))
-        family_answer = await post(client, clean_v3(f"fam-{n}", family, "parent-1", minute(n * 9)))
+        ring_body = clean_v3(f"ring-{n}", ring, f"mule-{n}", minute(n * 9), ip="203.0.113.10")
+        ring_answer = await post(client, ring_body)
+        family_body = clean_v3(f"fam-{n}", family, "parent-1", minute(n * 9), ip="203.0.113.9")
+        family_answer = await post(client, family_body)
     assert ring_answer["risk"]["score"] > family_answer["risk"]["score"] + 20
     assert ring_answer["risk"]["action"] in ("review", "block")
     assert family_answer["risk"]["action"] == "allow"
@@ -65,7 +70,8 @@ async def test_tor_bot_and_tampering_score_high_with_those_reasons_first(
     assert response.status_code == 200, response.text
     scored = response.json()
     assert scored["action"] == "block" and scored["score"] >= 95
-    assert [r["code"] for r in scored["reasons"][:3]] == ["TOR", "TAMPERING", "BOT"]
+    # Which of the three leads is the model's weighting (the hand-set baseline: Tor first).
+    assert {r["code"] for r in scored["reasons"][:3]} == {"TOR", "TAMPERING", "BOT"}
     assert scored["signals"]["tor"] is True
 
 
@@ -139,7 +145,7 @@ async def test_score_with_an_inline_event_then_by_request_id(
     body = inline.json()
     assert body["requestId"] == "inline-1"
     assert body["visitorId"] == "VisitorClean000000001"
-    assert body["modelVersion"].startswith("baseline")
+    assert body["modelVersion"] == json.loads(DEFAULT_MODEL.read_bytes())["model_version"]
     assert {"score", "level", "action", "reasons", "signals"} <= set(body)
     # The observation was stored after the answer: scoring by requestId now works.
     for _ in range(50):
@@ -208,12 +214,16 @@ async def test_ipqs_result_identifies_its_user_and_joins_later_fingerprint_event
     assert identify["userId"] == "shopper-5"
     assert identify["traits"]["fraud_ipqs_fraud_chance"] == 92
     assert identify["traits"]["fraud_score"] == answer["risk"]["score"]
-    # Ten minutes later the same user shows up on Fingerprint: the IPQS verdict joins in.
+    # Ten minutes later the same user shows up on Fingerprint: the IPQS verdict joins in and
+    # turns a visit that would be allowed into one that is not.
     joined = await post(client, clean_v3("fp-after-ipqs", user="shopper-5", at=minute(10)))
     alone = await post(
-        client, clean_v3("fp-no-ipqs", "OtherDevice000000001", "shopper-6", minute(10))
+        client,
+        clean_v3("fp-no-ipqs", "OtherDevice000000001", "shopper-6", minute(10), ip="192.0.2.60"),
     )
-    assert joined["risk"]["score"] > alone["risk"]["score"] + 30
+    assert alone["risk"]["action"] == "allow"
+    assert joined["risk"]["action"] != "allow"
+    assert joined["risk"]["score"] > alone["risk"]["score"]
 
 
 async def test_failed_ipqs_lookup_is_not_scored_clean(client: AsyncTestClient[Litestar]) -> None:
@@ -308,7 +318,9 @@ async def test_a_website_cannot_forge_its_fraud_score(
     body = clean_v3("forge-1", user="u")
     body["tag"]["integrations"]["segment"]["identify"]["traits"] = {"fraud_score": 0}
     body["tag"]["integrations"]["segment"]["page"] = {"context": {"fraud_action": "allow"}}
+    # Hostile enough that any model past the promotion gate scores it above the forged 0.
     body["tor"] = {"result": True}
+    body["bot"] = {"result": "bad", "type": "selenium"}
     answer = await post(client, body)
     messages = await asyncio.to_thread(segment.wait_for, 2)
     identify = next(m for m in messages if m["type"] == "identify")
