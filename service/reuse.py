@@ -74,42 +74,66 @@ local touched = false
 for k = 1, n do
   local key = KEYS[k]
   local member = ARGV[2 + k]
+  -- Whether this member now sits at a score >= now, so inside every window.
+  local inside = false
   if write and member ~= '' then
     touched = true
-    -- Trimming only bounds memory (counts never reach past the widest window), so a set
-    -- is trimmed when it is written, and by time only once it is past a few members.
-    if redis.call('ZADD', key, modes[k], 'CH', now, member) == 1 then
+    -- ZADD without CH answers how many members are new: only a new member changes the
+    -- size, so only then is the set trimmed. Trimming only bounds memory (counts never
+    -- reach past the widest window), by time once the set is past a few members.
+    local added = redis.call('ZADD', key, modes[k], now, member)
+    if added == 1 then
       local size = redis.call('ZCARD', key)
       if size > 8 then
         size = size - redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. horizon)
       end
       if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
+    end
+    -- An NX relation left unchanged keeps its TTL; anything else may have moved forward.
+    if added == 1 or modes[k] ~= 'NX' then
       redis.call('PEXPIRE', key, ttl)
+      inside = true
     end
   end
-  for w = 1, #windows do
-    out[#out + 1] = redis.call('ZCOUNT', key, now - windows[w], '+inf')
+  -- Windows are nested: the widest count first; when it is 0, or 1 and that one is this
+  -- member, every narrower window holds the same (a ZCOUNT spared per window).
+  local base = #out
+  local widest = redis.call('ZCOUNT', key, now - windows[#windows], '+inf')
+  out[base + #windows] = widest
+  for w = #windows - 1, 1, -1 do
+    if widest == 0 or (widest == 1 and inside) then
+      out[base + w] = widest
+    else
+      out[base + w] = redis.call('ZCOUNT', key, now - windows[w], '+inf')
+    end
   end
 end
 local blob_value = ARGV[3 + n]
+-- The meta hash in one read: first sighting, and for users the joined IPQS result.
+local first, blob, blob_at
+if blob_field ~= '' then
+  local fields = redis.call('HMGET', meta, 'first', blob_field, blob_field .. ':at')
+  first, blob, blob_at = tonumber(fields[1]), fields[2], tonumber(fields[3])
+else
+  first = tonumber(redis.call('HGET', meta, 'first'))
+end
 if write and touched then
-  local first = redis.call('HGET', meta, 'first')
-  if not first or now < tonumber(first) then redis.call('HSET', meta, 'first', now) end
+  if not first or now < first then
+    redis.call('HSET', meta, 'first', now)
+    first = now
+  end
   if blob_field ~= '' and blob_value ~= '' then
     redis.call('HSET', meta, blob_field, blob_value, blob_field .. ':at', now)
+    blob, blob_at = blob_value, now
   end
   redis.call('PEXPIRE', meta, ttl)
 end
-local first = redis.call('HGET', meta, 'first')
-if first then out[#out + 1] = tonumber(first) else out[#out + 1] = -1 end
-local blob = false
-if blob_field ~= '' then
-  local at = redis.call('HGET', meta, blob_field .. ':at')
-  if at and tonumber(at) >= now - blob_age and tonumber(at) <= now then
-    blob = redis.call('HGET', meta, blob_field)
-  end
+out[#out + 1] = first or -1
+if blob_field ~= '' and blob_at and blob_at >= now - blob_age and blob_at <= now then
+  out[#out + 1] = blob
+else
+  out[#out + 1] = false
 end
-out[#out + 1] = blob
 return out
 """
 
