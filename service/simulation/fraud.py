@@ -31,6 +31,38 @@ COUPON: Step = ("Coupon Applied", "/cart")
 PAYMENT: Step = ("Payment Info Entered", "/checkout/payment")
 COUPONS = ("WELCOME20", "FIRSTORDER", "NEWUSER15", "FREESHIP")
 
+# How often Fingerprint recognises a commercial anti-detect build, and names it as one.
+ANTI_DETECT_FLAGGED = 0.7
+ANTI_DETECT_NAMED = 0.8
+
+Tool = tuple[bool, bool]  # what Fingerprint sees of a browser: (tampering, anti_detect)
+PLAIN: Tool = (False, False)
+
+
+def anti_detect_profile(rng: random.Random) -> Tool:
+    """An anti-detect browser profile (Multilogin, GoLogin, Dolphin Anty, AdsPower …) as
+    Fingerprint sees it, fixed per profile: the same build shows the same way on every page.
+
+    These are the human fraudster's tool — they spoof a plausible device (and the exit's
+    time zone) for each account, and drive nothing: no automation signal. Fingerprint
+    recognises most builds: 70 % show tampering, and 80 % of those are named an anti-detect
+    browser; the rest pass as ordinary browsers.
+    """
+    tampering = rng.random() < ANTI_DETECT_FLAGGED
+    return tampering, tampering and rng.random() < ANTI_DETECT_NAMED
+
+
+def tool_signals(rng: random.Random, tool: Tool, tor_browser: bool = False) -> Signals:
+    """Signals of one page load by a person (no bot) on ``tool``; Tor Browser reports itself
+    as a privacy-focused browser (Fingerprint's privacy-settings signal names Tor)."""
+    tampering, named = tool
+    return Signals(
+        tampering=tampering,
+        anomaly_score=round(rng.uniform(0.55, 0.95), 4) if tampering else 0.0,
+        anti_detect=named,
+        privacy_settings=tor_browser,
+    )
+
 
 def _victim_actors(
     world: World,
@@ -333,11 +365,18 @@ class AccountTakeover:
     devices within the hour. Some are careful: a residential proxy in the victim's own
     city and a matching time zone, so the new device is the only tell to Fingerprint;
     IPQS, which knows many proxy pools, often sees the exit for what it is.
+
+    A person does all this, not a script: no bot signal. One in ten works in Tor Browser
+    (Tor exit, and Fingerprint's privacy-settings signal, which names Tor). Two in five of
+    the others work in an anti-detect browser, the takeover operator's standard tool (a
+    fresh, plausible device per victim, its time zone set to the exit's): Fingerprint
+    flags most of those builds as tampering (``anti_detect_profile``), the rest pass.
     """
 
     name = "account_takeover"
     label: Label = "fraud"
     per_day = 4.0
+    antidetect_share = 0.4  # of the takeovers not on Tor
 
     def actors(self, world: World) -> list[Actor]:
         return _victim_actors(world, self.name, self.per_day, self._takeover)
@@ -349,12 +388,17 @@ class AccountTakeover:
             attacker = elsewhere(rng, victim.home)
         style = rng.choices(("vpn", "proxy", "tor", "direct", "careful"), (35, 25, 10, 15, 15))[0]
         careful = style == "careful"
+        tor = style == "tor"  # in Tor Browser
+        antidetect = not tor and rng.random() < self.antidetect_share
+        tool = anti_detect_profile(rng) if antidetect else PLAIN
         profile = devices.desktop(rng) if rng.random() < 0.75 else devices.phone(rng)
         device = devices.new_device(rng, profile, attacker, time)
         tries = rng.randint(1, 3) if rng.random() < 0.4 else 0
         risk = 0.3 if careful else 0.7
         for session in range(2 if rng.random() < 0.3 else 1):
             ip = self._route(rng, style, victim, attacker)
+            # An anti-detect profile takes the exit's time zone; a careful one the victim's.
+            tz_city = victim.home if careful else ip.city if antidetect else attacker
             incognito = not careful and rng.random() < 0.35
             for _ in range(tries if session == 0 else 0):
                 if time >= world.end_ms:
@@ -368,11 +412,12 @@ class AccountTakeover:
                     device=other,
                     account=victim.account,
                     ip=ip,
-                    tz_city=victim.home if careful else attacker,
+                    tz_city=tz_city,
                     event=LOGIN[0],
                     path=LOGIN[1],
                     confidence=rng.uniform(0.6, 0.97),
                     incognito=incognito,
+                    signals=tool_signals(rng, tool, tor_browser=tor),
                     risk=risk,
                 )
                 time += rng.randint(1, 8) * clock.MINUTE_MS
@@ -386,6 +431,8 @@ class AccountTakeover:
             for event, path in steps:
                 if time >= world.end_ms:
                     return
+                signals = tool_signals(rng, tool, tor_browser=tor)
+                signals.developer_tools = not careful and rng.random() < 0.05
                 yield world.visit(
                     rng,
                     time_ms=time,
@@ -394,12 +441,12 @@ class AccountTakeover:
                     device=device,
                     account=victim.account,
                     ip=ip,
-                    tz_city=victim.home if careful else attacker,
+                    tz_city=tz_city,
                     event=event,
                     path=path,
                     confidence=rng.uniform(0.85, 1.0) if careful else rng.uniform(0.6, 0.97),
                     incognito=incognito,
-                    signals=Signals(developer_tools=not careful and rng.random() < 0.05),
+                    signals=signals,
                     risk=risk,
                     email_trait=(event, path) == ACCOUNT_UPDATE,
                 )
@@ -494,12 +541,20 @@ class PromoAbusers:
     windows (incognito) most of the time, hoping that resets their identity, and a third
     also hop between VPN exits. A fifth are careful (no incognito, no VPN): one device with
     many fresh accounts is all they show to Fingerprint. IPQS's network has seen three in
-    ten of them (careful or not) farming other shops' coupons.
+    ten of them (careful or not) farming other shops' coupons. Of the careless who do not
+    hop VPNs, about one in seven resets with Tor Browser's "New Identity" (fresh storage,
+    fresh Tor exit: a new visitor to Fingerprint, Tor and privacy settings) and one in five
+    of the rest farms with a multi-accounting (anti-detect) browser instead of their own
+    devices (a fresh profile, a new visitor, each time; Fingerprint flags most such builds
+    as tampering, ``anti_detect_profile``); either every one to three sign-ups, by hand:
+    no bot signal.
     """
 
     name = "promo_abuser"
     label: Label = "fraud"
     per_day = 1.0
+    tor_share = 0.15  # of the careless who do not hop VPN exits
+    antidetect_share = 0.2  # of the careless who use neither
 
     def actors(self, world: World) -> list[Actor]:
         plan = world.rng(self.name, "plan")
@@ -514,6 +569,13 @@ class PromoAbusers:
         rng = world.rng(self.name, index)
         careful = rng.random() < 0.2
         hops_vpn = not careful and rng.random() < 0.35
+        # Tor Browser's "New Identity" (fresh storage, fresh circuit) as a free reset, or a
+        # multi-accounting tool: a fresh anti-detect profile; either every 1-3 sign-ups.
+        tor = not careful and not hops_vpn and rng.random() < self.tor_share
+        farmer = not careful and not tor and rng.random() < self.antidetect_share
+        tool = anti_detect_profile(rng) if farmer else PLAIN
+        profile_left = 0
+        tor_ip = None
         risk = 0.8 if rng.random() < 0.3 else 0.25 if careful else 0.55
         owned = []
         for _ in range(rng.choices((1, 2, 3), (6, 3, 1))[0]):
@@ -529,7 +591,15 @@ class PromoAbusers:
         for number in range(signups):
             account = Account(ids.alias_email(rng, base_local, number + 2))
             device = rng.choice(owned)
-            ip = geo.vpn_exit(rng) if hops_vpn and rng.random() < 0.8 else home_ip
+            if farmer or tor:
+                if profile_left == 0:
+                    profile_left = rng.randint(1, 3)
+                    profile = devices.desktop(rng) if tor else devices.any_device(rng, 0.4)
+                    owned = [devices.new_device(rng, profile, home, time)]
+                    tor_ip = geo.tor_exit(rng) if tor else None
+                device = owned[0]
+                profile_left -= 1
+            ip = geo.vpn_exit(rng) if hops_vpn and rng.random() < 0.8 else tor_ip or home_ip
             incognito = not careful and rng.random() < 0.85
             steps: list[Step] = [SIGNUP, COUPON, CHECKOUT]
             if rng.random() < 0.5:
@@ -549,6 +619,7 @@ class PromoAbusers:
                     path=path,
                     confidence=rng.uniform(0.85, 0.99) if incognito else rng.uniform(0.93, 1.0),
                     incognito=incognito,
+                    signals=tool_signals(rng, tool, tor_browser=tor),
                     risk=risk,
                     email_trait=event == "Signed Up",
                     extra={"coupon": rng.choice(COUPONS[:2])} if (event, path) == COUPON else None,
@@ -565,18 +636,25 @@ class Carders:
     """Stolen cards checked out from aged accounts [fraud].
 
     A carder buys (or grew) an account with months of history and works it from one laptop
-    Fingerprint has known as long: a clean browser, high confidence, its time zone set to
-    the cardholders' market, one user id. Over one to three days, two to six sessions
+    Fingerprint has known as long: mostly a clean browser (below), high confidence, its time
+    zone set to the cardholders' market, one user id. Over one to three days, two to six sessions
     each go out through a fresh residential-proxy exit in that market (Fingerprint knows
     a third of those pools) and try stolen cards: log in, check out, enter one card after
     another until one passes. Fingerprint sees a returning customer; the proxies and the
     card testing are known across IPQS's network (high fraud_chance, recent abuse), so
     IPQS, where it is asked, is often the only tell.
+
+    Two in five keep the account in an anti-detect browser profile instead of a plain
+    browser (aged accounts change hands with a browser profile that keeps their cookies,
+    so Fingerprint still knows the visitor): a person at the keyboard, no bot signal, and
+    Fingerprint flags most such builds as tampering (``anti_detect_profile``).
+    Carders avoid Tor: payment pages and card issuers turn Tor exits away.
     """
 
     name = "carder"
     label: Label = "fraud"
     per_day = 2.0
+    antidetect_share = 0.4
     markets = ("US", "US", "GB", "DE", "CA", "FR")
 
     def actors(self, world: World) -> list[Actor]:
@@ -597,6 +675,7 @@ class Carders:
         since = time - rng.randint(60, 600) * clock.DAY_MS
         last = time - rng.randint(3, 40) * clock.DAY_MS
         device = devices.new_device(rng, devices.desktop(rng), city, since, max(since, last))
+        tool = anti_detect_profile(rng) if rng.random() < self.antidetect_share else PLAIN
         sessions = max(1, round(rng.randint(2, 6) * world.intensity(self.per_day, True)))
         for _ in range(sessions):
             ip = geo.residential_proxy(rng, city.country, detected=rng.random() < 0.33)
@@ -619,6 +698,7 @@ class Carders:
                     event=event,
                     path=path,
                     confidence=regular_confidence(rng),
+                    signals=tool_signals(rng, tool),
                     risk=0.85,
                 )
                 time += step_gap(rng)

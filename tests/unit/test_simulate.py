@@ -14,8 +14,20 @@ import pytest
 
 from service.decode import decode_fingerprint, decode_ipqs
 from service.observation import Observation
-from service.simulate import POPULATIONS, SimEvent, SimulationConfig, main, simulate, write
+from service.simulate import (
+    POPULATIONS,
+    Population,
+    SimEvent,
+    SimulationConfig,
+    main,
+    simulate,
+    write,
+)
+from service.simulation import fraud, legit
+from service.simulation.clock import DAY_MS
 from service.simulation.fingerprint import WEIGHTS
+from service.simulation.visit import Visit
+from service.simulation.world import World
 
 SMALL = SimulationConfig(seed=11, days=3, scale=0.2)
 HOUR = timedelta(hours=1)
@@ -331,3 +343,32 @@ def test_hijacked_sessions_look_like_their_customer_but_for_the_signals(
     assert all(obs.visitor_found and (obs.confidence or 0) >= 0.9 for obs in hijacked)
     assert sum(obs.visitor_id in returning_devices for obs in hijacked) > len(hijacked) / 2
     assert sum(bool(obs.signals.bot) for obs in hijacked) > len(hijacked) / 2
+
+
+def test_people_not_bots_bring_tor_and_anti_detect_browsers() -> None:
+    """Human-operated fraud (takeovers, carders, promo abusers) reaches the shop through Tor
+    and tampered / anti-detect browsers without any bot signal, at modest rates, and a few
+    legitimate privacy users are on Tor too (in Tor Browser): Tor is evidence, not proof."""
+    start = 1_790_000_000_000
+    world = World.build(7, start, start + 14 * DAY_MS, 1.0, 0.5, 0.6)
+
+    def visits(population: Population) -> list[Visit]:
+        return [visit for actor in population.actors(world) for visit in actor.run()]
+
+    people = [
+        v
+        for population in (fraud.AccountTakeover(), fraud.Carders(), fraud.PromoAbusers())
+        for v in visits(population)
+    ]
+    assert all(v.signals.bot == "notDetected" for v in people)
+    tor = [v for v in people if v.ip.tor]
+    tampered = [v for v in people if v.signals.tampering]
+    assert 0 < len(tor) < 0.1 * len(people)
+    assert all(v.signals.privacy_settings for v in tor)  # Tor Browser
+    assert 0.05 * len(people) < len(tampered) < 0.5 * len(people)
+    assert any(v.signals.anti_detect for v in tampered)
+    assert not any(v.signals.tampering for v in tor)  # Tor Browser is not an anti-detect build
+    privacy = visits(legit.PrivacyUsers())
+    on_tor = [v for v in privacy if v.ip.tor]
+    assert 0 < len(on_tor) < 0.02 * len(privacy)
+    assert all(v.signals.privacy_settings for v in on_tor)
