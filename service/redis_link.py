@@ -132,6 +132,11 @@ class _Wire(asyncio.Protocol):
             self.transport.abort()
 
 
+def _consume_error(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class MultiplexedLink:
     """One pipelined connection shared by every concurrent batch of this process."""
 
@@ -143,16 +148,21 @@ class MultiplexedLink:
         self._timer: asyncio.TimerHandle | None = None
 
     async def round_trip(self, commands: Sequence[Command]) -> list[Any]:
+        # Packed before anything is queued: a batch that cannot be packed must not leave a
+        # waiting entry behind, which would take the next batch's replies.
+        packed = pack(commands)
         wire = self._wire
         if wire is None:
             wire = await self._connect()
+            if wire.closed:  # lost between connecting and now
+                raise RedisConnectionError("connection to Redis lost")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         wire.waiting.append(_Waiting(future, len(commands), loop.time() + self._timeout_s))
         if not wire.outgoing:
             # Every batch queued before the loop comes round leaves in one write.
             loop.call_soon(wire.flush)
-        wire.outgoing.append(pack(commands))
+        wire.outgoing.append(packed)
         if self._timer is None:
             self._timer = loop.call_at(wire.waiting[0].deadline, self._watch)
         return await future
@@ -174,9 +184,13 @@ class MultiplexedLink:
             self._wire = None
 
     async def _connect(self) -> _Wire:
-        if self._connecting is None:
-            self._connecting = asyncio.ensure_future(self._open())
         task = self._connecting
+        # A finished attempt nobody cleared (every caller was cancelled) is not reused: it
+        # may hold a closed connection or a stale error.
+        if task is None or task.done():
+            task = self._connecting = asyncio.ensure_future(self._open())
+            # Its error is seen by whoever awaits it; with none left, it is not logged as lost.
+            task.add_done_callback(_consume_error)
         try:
             return await asyncio.shield(task)
         finally:

@@ -134,3 +134,28 @@ def test_under_uvloop_the_production_event_loop(server: LocalRedis) -> None:
         results = runner.run(scenario())
     assert sorted(int(r[0]) for r in results) == list(range(1, 101))
     assert [r[1] for r in results] == [str(n).encode() for n in range(100)]
+
+
+async def test_a_batch_that_cannot_be_packed_leaves_the_stream_in_step(
+    link: MultiplexedLink,
+) -> None:
+    with pytest.raises(UnicodeEncodeError):
+        await link.round_trip([("SET", "k", "\ud800")])  # a lone surrogate has no UTF-8
+    assert await link.round_trip([("ECHO", "after")]) == [b"after"]
+
+
+async def test_a_failed_connect_whose_callers_were_cancelled_is_not_reused() -> None:
+    port = free_port()
+    shared = MultiplexedLink(f"redis://127.0.0.1:{port}/0", timeout_s=0.5)
+    try:
+        first = asyncio.create_task(shared.round_trip([("PING",)]))
+        await asyncio.sleep(0)  # the connect attempt starts
+        first.cancel()
+        await asyncio.sleep(0.1)  # and fails (nothing listens) with no caller left to see it
+        server = LocalRedis(any_binary(), port).start()
+        try:
+            assert await shared.round_trip([("PING",)]) == [b"PONG"]
+        finally:
+            server.stop()
+    finally:
+        await shared.aclose()
