@@ -14,9 +14,11 @@ from service.redis_server import free_port
 
 
 def start(
-    env: dict[str, str], stderr: int = subprocess.DEVNULL
+    env: dict[str, str], stderr: int = subprocess.DEVNULL, *, own_group: bool = False
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the server with ``env`` as its only RISKWIRE_* variables; (process, base URL)."""
+    """Start the server with ``env`` as its only RISKWIRE_* variables; (process, base URL).
+    ``own_group``: in a process group of its own, as a shell job is, to signal it like a
+    terminal's Ctrl-C does."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "run"],
@@ -26,6 +28,7 @@ def start(
             "RISKWIRE_PORT": str(port),
         },
         stderr=stderr,
+        start_new_session=own_group,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -181,3 +183,28 @@ def test_sigterm_stops_the_embedded_redis_too() -> None:
         server.stop(process)
     assert process.returncode == 128 + signal.SIGTERM
     assert not redis_answers(env["RISKWIRE_REDIS_URL"])
+
+
+def test_ctrl_c_to_the_whole_job_keeps_the_embedded_redis_up_for_the_flush(
+    tmp_path: Path,
+) -> None:
+    """A terminal's Ctrl-C signals every process of the job: the embedded redis-server must
+    not die with riskwire's first breath, before the shutdown flush has read the outbox."""
+    redis_url = f"redis://127.0.0.1:{free_port()}/0"
+    env = {
+        "RISKWIRE_REDIS_URL": redis_url,
+        "RISKWIRE_SINK_PATH": str(tmp_path / "sink.jsonl"),
+        "RISKWIRE_HASH_KEY": "shutdown-test",
+        "RISKWIRE_LOG_LEVEL": "INFO",
+    }
+    process, _url = server.start(env, stderr=subprocess.PIPE, own_group=True)
+    try:
+        assert redis_answers(redis_url)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=15)
+    finally:
+        server.stop(process)
+    log = err.decode()
+    assert "shutdown flush: 0 messages delivered, 0 still in the outbox" in log, log
+    assert "outbox length unknown" not in log and "flush stopped" not in log
+    assert not redis_answers(redis_url)
