@@ -150,6 +150,8 @@ class MultiplexedLink:
     async def round_trip(self, commands: Sequence[Command]) -> list[Any]:
         # Packed before anything is queued: a batch that cannot be packed must not leave a
         # waiting entry behind, which would take the next batch's replies.
+        if not commands:  # nothing to send: no reply would ever settle its entry
+            return []
         packed = pack(commands)
         wire = self._wire
         if wire is None:

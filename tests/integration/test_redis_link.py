@@ -136,6 +136,11 @@ def test_under_uvloop_the_production_event_loop(server: LocalRedis) -> None:
     assert [r[1] for r in results] == [str(n).encode() for n in range(100)]
 
 
+async def test_an_empty_batch_answers_at_once_and_blocks_nothing(link: MultiplexedLink) -> None:
+    assert await asyncio.wait_for(link.round_trip([]), 0.2) == []
+    assert await link.round_trip([("ECHO", "next")]) == [b"next"]
+
+
 async def test_a_batch_that_cannot_be_packed_leaves_the_stream_in_step(
     link: MultiplexedLink,
 ) -> None:
