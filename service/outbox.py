@@ -81,13 +81,9 @@ class Outbox:
         self._park = LuaScript(_PARK)
         self._replay = LuaScript(_REPLAY)
 
-    async def recall(self, scope: str, request_id: str) -> bytes | None:
-        """The answer already given for this request id, if any."""
-        [value] = await execute(self._link, [self.recall_command(scope, request_id)])
-        return cast(bytes | None, value)
-
     def recall_command(self, scope: str, request_id: str) -> Command:
-        """``recall`` as a command, to ride in another batch; its reply is the answer."""
+        """Read the answer already given for this request id (nil if none), as a command
+        that rides in another batch."""
         return ("GET", self._keys.answer(scope, request_id))
 
     async def commit(

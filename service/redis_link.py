@@ -231,8 +231,9 @@ class MultiplexedLink:
             for reply in await self.round_trip(handshake):
                 # WRONGPASS and NOAUTH come back as redis-py's AuthenticationError.
                 if isinstance(reply, Exception):
-                    wire.fail(RedisConnectionError(f"Redis refused the handshake: {reply}"))
-                    raise RedisConnectionError(f"Redis refused the handshake: {reply}")
+                    refused = RedisConnectionError(f"Redis refused the handshake: {reply}")
+                    wire.fail(refused)
+                    raise refused
         return wire
 
     async def aclose(self) -> None:

@@ -8,7 +8,9 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from service.keys import Keys
+from service.lua import execute
 from service.outbox import GROUP, Outbox
+from service.redis_link import PooledLink
 
 
 async def test_commit_enqueues_once_and_remembers_the_answer(
@@ -21,8 +23,11 @@ async def test_commit_enqueues_once_and_remembers_the_answer(
     fresh, answer = await outbox.commit("fp", "r1", b'{"second":2}', [b'{"c":3}'])
     assert (fresh, answer) == (False, b'{"first":1}')
     assert await outbox.length() == 2
-    assert await outbox.recall("fp", "r1") == b'{"first":1}'
-    assert await outbox.recall("ipqs", "r1") is None
+    recalled = await execute(
+        PooledLink(redis_client),
+        [outbox.recall_command("fp", "r1"), outbox.recall_command("ipqs", "r1")],
+    )
+    assert recalled == [b'{"first":1}', None]
     ttl = await redis_client.ttl(keys.answer("fp", "r1"))
     assert 0 < ttl <= 60
 
