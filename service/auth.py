@@ -1,9 +1,11 @@
-"""API-key guards: ``Authorization: Bearer <key>``.
+"""API-key checks: ``Authorization: Bearer <key>``, one constant-time comparison for both.
 
 Checkout backends use ``RISKWIRE_API_KEYS``; the outbox admin routes use their own
 ``RISKWIRE_ADMIN_API_KEYS``, so a leaked checkout key cannot replay or purge messages.
-Guards are coroutines on purpose: Litestar runs a plain-function guard in a worker thread,
-which cost a thread hop (and ~15 % of the CPU of a score request) every call.
+Both are coroutines on purpose: Litestar runs a plain function in a worker thread, a thread
+hop (~15 % of a score request's CPU) every call. The checkout check is a before-request hook
+rather than a guard because Litestar copies the route handler for every guard call; the
+admin routes are cold and keep the guard.
 """
 
 from __future__ import annotations
