@@ -25,6 +25,7 @@ from service.keys import Keys
 from service.lua import Arg, Command, Link, LuaScript, execute
 from service.observation import Observation
 from service.redis_link import PooledLink
+from service.reuse import DEVICE_SPACES, device_set
 
 log = logging.getLogger("riskwire.history")
 
@@ -115,10 +116,23 @@ class Memory:
         ]
 
     async def devices_of(self, user: str) -> list[str]:
-        """The hashed devices a (hashed) user was seen on, newest first."""
-        key = self._keys.entity("user", user, "device")
-        members = cast(list[bytes], await self._redis.zrange(key, 0, -1, desc=True))
-        return [m.decode() for m in members]
+        """The hashed devices a (hashed) user was seen on, of every vendor, newest first."""
+        commands: list[Command] = [
+            (
+                "ZRANGE",
+                self._keys.entity("user", user, device_set(space)),
+                0,
+                -1,
+                "REV",
+                "WITHSCORES",
+            )
+            for space in DEVICE_SPACES
+        ]
+        seen: list[tuple[float, str]] = []
+        for reply in await execute(self._link, commands):
+            pairs = cast(list[bytes], reply)
+            seen += [(float(pairs[i + 1]), pairs[i].decode()) for i in range(0, len(pairs), 2)]
+        return [device for _, device in sorted(seen, key=lambda pair: -pair[0])]
 
     async def observation(self, scope: str, request_id: str) -> Observation | None:
         [raw] = await execute(self._link, [("GET", self._keys.observation(scope, request_id))])

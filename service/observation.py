@@ -89,11 +89,11 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     segment: SegmentTag | None = None
 
     @property
-    def idempotency_scope(self) -> str:
+    def idempotency_scope(self) -> Literal["fp", "ipqs"]:
         """v3 request ids and v4 event ids are one Fingerprint namespace."""
         return "ipqs" if self.source == "ipqs" else "fp"
 
     @property
-    def device_kind(self) -> str:
+    def device_kind(self) -> Literal["fp", "ipqs"]:
         """Fingerprint visitor ids and IPQS guids are different id spaces."""
         return self.idempotency_scope

@@ -6,6 +6,11 @@ slot: the device (``{d:…}``), the user (``{u:…}``, the user id or else the e
 last seen (the request-id set keeps the first time), trimmed by time (older than the widest
 window) and by rank (``cap`` newest kept), with a TTL of the widest window.
 
+A user's or an IP's devices are kept per vendor id space (``fp-device``, ``ipqs-device``):
+a Fingerprint visitor id and an IPQS guid of the same browser are two ids of one device,
+so one set holding both would count every customer seen by both vendors as two devices. An
+observation reads the set of its own vendor (``EntityRefs.device_space``).
+
 A count over window ``w`` at time ``t`` is the number of members last seen at or after
 ``t - w``. Adding a member that is already there changes nothing, so a redelivered request
 counts once. Members older than the widest window are never counted, so trimming them
@@ -30,6 +35,8 @@ from service.redis_link import PooledLink
 
 Entity = Literal["device", "user", "ip"]
 Mode = Literal["gt", "nx"]
+DeviceSpace = Literal["fp", "ipqs"]
+DEVICE_SPACES: tuple[DeviceSpace, ...] = ("fp", "ipqs")
 
 # (relation name, member kind, ZADD mode). Order is part of the feature specification.
 RELATIONS: dict[Entity, tuple[tuple[str, str, Mode], ...]] = {
@@ -139,9 +146,12 @@ return out
 
 
 class EntityRefs(msgspec.Struct, frozen=True, kw_only=True):
-    """Hashed identifiers of one observation; None = absent or blocked."""
+    """Hashed identifiers of one observation; None = absent or blocked. ``device_space``
+    names the vendor whose id ``device`` is: the user's and IP's device sets it is counted
+    in (and read from)."""
 
     device: str | None = None
+    device_space: DeviceSpace = "fp"
     user: str | None = None
     email: str | None = None
     ip: str | None = None
@@ -152,6 +162,10 @@ class EntityRefs(msgspec.Struct, frozen=True, kw_only=True):
     def member(self, kind: str) -> str | None:
         value: str | None = getattr(self, kind)
         return value
+
+    def set_name(self, kind: str) -> str:
+        """The name of the set holding members of ``kind`` (under a user or an IP)."""
+        return device_set(self.device_space) if kind == "device" else kind
 
     def entity_id(self, entity: Entity) -> str | None:
         if entity == "user":
@@ -220,7 +234,10 @@ class ReuseStore:
         commands = []
         for entity, entity_id in calls:
             relations = RELATIONS[entity]
-            keys = [self._keys.entity(entity, entity_id, kind) for _, kind, _ in relations]
+            keys = [
+                self._keys.entity(entity, entity_id, refs.set_name(kind))
+                for _, kind, _ in relations
+            ]
             keys.append(self._keys.entity(entity, entity_id, "meta"))
             args: list[str | int | bytes] = [now_ms, "1" if write else "0"]
             args += [refs.member(kind) or "" for _, kind, _ in relations]
@@ -244,6 +261,10 @@ class ReuseStore:
             if entity == "user" and isinstance(values[-1], bytes):
                 blob = values[-1]
         return ReuseSnapshot(counts, first_seen, blob), extra
+
+
+def device_set(space: DeviceSpace) -> str:
+    return f"{space}-device"
 
 
 def _script(entity: Entity, windows: tuple[int, ...], cap: int, blob_age_ms: int) -> LuaScript:

@@ -5,7 +5,7 @@ for request ids), is trimmed when written to the ``cap`` newest (Redis's rank or
 then member) and of members older than the widest window, and a count over window ``w`` at
 time ``t`` is the number of members with time >= ``t - w``. (Redis trims by time lazily;
 either way no count ever reaches past the widest window, so the counts agree.) The IPQS
-join and the device's first sighting behave as in the Lua script.
+join, the device's first sighting and the per-vendor device sets behave as in Redis.
 ``tests/integration/test_reuse_equivalence.py``
 replays one stream through both stores and compares every count.
 
@@ -49,8 +49,9 @@ class _Relation:
 class _EntityState:
     __slots__ = ("blob", "blob_at", "first", "relations")
 
-    def __init__(self, size: int) -> None:
-        self.relations = [_Relation() for _ in range(size)]
+    def __init__(self) -> None:
+        # By set name, as the Redis keys are named (a user's devices per vendor space).
+        self.relations: dict[str, _Relation] = {}
         self.first: int | None = None
         self.blob: bytes | None = None
         self.blob_at: int | None = None
@@ -90,9 +91,10 @@ class MemoryReuseStore:
             state = self._state(entity, entity_id, refs, now_ms, write, ipqs_blob)
             if state is None:
                 continue
-            for index, (name, _, _) in enumerate(RELATIONS[entity]):
-                relation = state.relations[index]
-                counts[name] = tuple(relation.count_since(now_ms - w) for w in self._windows)
+            for name, kind, _ in RELATIONS[entity]:
+                relation = state.relations.get(refs.set_name(kind))
+                if relation is not None:
+                    counts[name] = tuple(relation.count_since(now_ms - w) for w in self._windows)
             if entity == "device" and state.first is not None:
                 first_seen = state.first
             if (
@@ -117,17 +119,19 @@ class MemoryReuseStore:
         state = found[1] if found else None
         if not write:
             return state
-        relations = RELATIONS[entity]
         if state is None:
-            state = _EntityState(len(relations))
+            state = _EntityState()
         touched = False
         horizon = now_ms - self._windows[-1]
-        for index, (_, kind, mode) in enumerate(relations):
+        for _, kind, mode in RELATIONS[entity]:
             member = refs.member(kind)
             if not member:
                 continue
             touched = True
-            relation = state.relations[index]
+            name = refs.set_name(kind)
+            relation = state.relations.get(name)
+            if relation is None:
+                relation = state.relations[name] = _Relation()
             previous = relation.members.get(member)
             if previous is not None and (mode == "nx" or now_ms <= previous):
                 continue

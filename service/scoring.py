@@ -71,6 +71,7 @@ class Scorer:
         policy = self._policy
         return EntityRefs(
             device=policy.device(obs.device_kind, obs.visitor_id),
+            device_space=obs.device_kind,
             user=policy.user(obs.user_id),
             email=policy.email(obs.email),
             ip=policy.ip(obs.ip),

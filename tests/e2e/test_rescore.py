@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -113,7 +114,17 @@ async def test_rescore_endpoint_rescores_held_events_and_re_emits(
             body = clean_v3(f"resc-{n}", visitor, "shopper-r", minute(n))
             body["tor"] = {"result": True}  # scores in the baseline's review band
             await post(client, body)
-        await asyncio.to_thread(segment.wait_for, 3)
+        # The same shopper through IPQS: a device of another vendor's id space.
+        ipqs = {
+            "request_id": "resc-ipqs",
+            "success": True,
+            "guid": "G-rescore",
+            "fraud_chance": 10,
+            "userID": "shopper-r",
+            "time": int(datetime(2026, 11, 1, 12, 3, tzinfo=UTC).timestamp()),
+        }
+        assert (await client.post("/webhooks/ipqs", json=ipqs, headers=AUTH)).status_code == 200
+        await asyncio.to_thread(segment.wait_for, 4)
     # Thresholds change: the held events are rescored with the new policy and re-sent.
     rethresholded = app_with(model_path=baseline, review_threshold=10, block_threshold=20)
     async with AsyncTestClient(rethresholded) as client:
@@ -124,14 +135,24 @@ async def test_rescore_endpoint_rescores_held_events_and_re_emits(
         assert {e["previousAction"] for e in result["events"]} != {"block"}
         assert {e["action"] for e in result["events"]} == {"block"}
         by_user = await client.post("/v1/rescore", json={"userId": "shopper-r"}, headers=AUTH)
-        assert by_user.json()["rescored"] == 3
+        # Every device the user was seen on, whichever vendor named it.
+        assert {e["requestId"] for e in by_user.json()["events"]} == {
+            "resc-0",
+            "resc-1",
+            "resc-2",
+            "resc-ipqs",
+        }
         for body, field in (({}, "$"), ({"visitorId": "a", "userId": "b"}, "$")):
             bad = await client.post("/v1/rescore", json=body, headers=AUTH)
             assert bad.status_code == 422 and bad.json()["error"]["field"] == field
         unknown = await client.post("/v1/rescore", json={"userId": "nobody"}, headers=AUTH)
         assert unknown.status_code == 404
-        messages = await asyncio.to_thread(segment.wait_for, 3 + 6)
+        messages = await asyncio.to_thread(segment.wait_for, 4 + 3 + 4)
     rescored = [m for m in messages if m["messageId"].startswith("rw-rescore-")]
+    from_ipqs = [m for m in rescored if "anonymousId" not in m]
+    assert len(from_ipqs) == 1 and from_ipqs[0]["userId"] == "shopper-r"
+    assert from_ipqs[0]["timestamp"] == "2026-11-01T12:03:00.000Z"
+    rescored = [m for m in rescored if m not in from_ipqs]
     assert len({m["messageId"] for m in rescored}) == 3  # stable per model and request
     assert {m["timestamp"] for m in rescored} == {
         "2026-11-01T12:00:00.000Z",

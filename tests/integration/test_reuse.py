@@ -120,6 +120,24 @@ async def test_device_first_seen_is_the_earliest(store: ReuseStore) -> None:
     assert snap.device_first_seen_ms == T0
 
 
+async def test_a_user_seen_by_both_vendors_is_one_device_per_vendor(store: ReuseStore) -> None:
+    # The same browser: Fingerprint's visitor id and IPQS's guid for it, minutes apart.
+    await store.observe(EntityRefs(device="V1", user="U", ip="I", event="fp-1"), T0)
+    ipqs = EntityRefs(device="G1", device_space="ipqs", user="U", ip="I", event="ipqs-1")
+    snap = await store.observe(ipqs, T0 + 60_000)
+    assert snap.counts["devices_per_user"] == (1, 1, 1)
+    assert snap.counts["devices_per_ip"] == (1, 1, 1)
+    snap = await store.observe(EntityRefs(device="V1", user="U", ip="I"), T0 + 120_000)
+    assert snap.counts["devices_per_user"] == (1, 1, 1)
+    # A second browser is a second device, in either vendor's eyes.
+    snap = await store.observe(EntityRefs(device="V2", user="U", ip="I"), T0 + 180_000)
+    assert snap.counts["devices_per_user"] == (2, 2, 2)
+    assert snap.counts["devices_per_ip"] == (2, 2, 2)
+    ipqs = EntityRefs(device="G2", device_space="ipqs", user="U", event="ipqs-2")
+    snap = await store.observe(ipqs, T0 + 240_000)
+    assert snap.counts["devices_per_user"] == (2, 2, 2)
+
+
 async def test_hashed_identifiers_leave_no_raw_value_in_redis(
     redis_client: Redis, prefix: str
 ) -> None:

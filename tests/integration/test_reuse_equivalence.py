@@ -7,7 +7,7 @@ import random
 from redis.asyncio import Redis
 
 from service.keys import Keys
-from service.reuse import EntityRefs, ReuseStore
+from service.reuse import DEVICE_SPACES, DeviceSpace, EntityRefs, ReuseStore
 from service.reuse_memory import MemoryReuseStore
 
 MINUTE = 60_000
@@ -27,8 +27,11 @@ def stream(seed: int, length: int) -> list[tuple[EntityRefs, int, bytes | None]]
         def pick(prefix: str, pool: int) -> str | None:
             return None if rng.random() < 0.15 else f"{prefix}{rng.randint(1, pool)}"
 
+        # Fingerprint visitor ids and IPQS guids: the users' and IPs' device sets per vendor.
+        space = rng.choice(DEVICE_SPACES)
         refs = EntityRefs(
-            device=pick("d", 12),
+            device=pick(f"{space}-d", 12),
+            device_space=space,
             user=pick("u", 25),
             email=pick("e", 30),
             ip=pick("i", 15),
@@ -61,8 +64,9 @@ async def test_redis_and_memory_agree_on_every_count(redis_client: Redis, prefix
     assert largest == cap
     assert joined > 50
     # Read-only lookups at a later time agree too.
-    for device in ("d1", "d5", "d12"):
-        refs = EntityRefs(device=device, user="u3", ip="i2")
+    reads: tuple[tuple[str, DeviceSpace], ...] = (("fp-d1", "fp"), ("ipqs-d5", "ipqs"))
+    for device, space in reads:
+        refs = EntityRefs(device=device, device_space=space, user="u3", ip="i2")
         later = T0 + 22 * 60 * MINUTE
         assert memory_store.observe(refs, later, write=False) == await redis_store.observe(
             refs, later, write=False
