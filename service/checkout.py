@@ -170,7 +170,7 @@ class ScoreService:
             later.append(self._memory.history_command(assessment.refs.device, entry))
         self._deferred.add(later)
         if self._metrics is not None:
-            self._metrics.scores.labels(assessment.risk.level, obs.source).inc()
+            self._metrics.count_score(assessment.risk.level, obs.source)
         return self._answer(obs, assessment)
 
     async def _resolve(self, request: ScoreRequest, now: datetime) -> tuple[Observation, bool]:

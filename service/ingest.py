@@ -103,7 +103,7 @@ class Ingestor:
         if previous[0] is not None:
             return Ingested(_answer_decoder.decode(previous[0]), replayed=True)
         if self._metrics is not None:
-            self._metrics.scores.labels(assessment.risk.level, obs.source).inc()
+            self._metrics.count_score(assessment.risk.level, obs.source)
         specs = make_specs(obs, self._scorer.traits(assessment, self._prefix))
         risk = assessment.risk
         answer = WebhookAnswer(

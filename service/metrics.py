@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +19,17 @@ from service.forwarder import ForwarderStats
 from service.outbox import OutboxStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _RequestSeries:
+    __slots__ = ("count", "latency")
+
+    def __init__(self, count: Any, latency: Any) -> None:
+        self.count, self.latency = count, latency
+
+    def observe(self, seconds: float) -> None:
+        self.count.inc()
+        self.latency.observe(seconds)
 
 
 class Metrics:
@@ -45,6 +57,26 @@ class Metrics:
         self.forwarder = Gauge(
             "riskwire_forwarder", "Forwarder counters since start", ["what"], registry=r
         )
+        self._request_series: dict[tuple[str, str, int], _RequestSeries] = {}
+        self._score_series: dict[tuple[str, str], Any] = {}
+
+    def _series(self, route: str, method: str, status: int) -> _RequestSeries:
+        # ``labels()`` validates and locks on every call (~4 us a request for the two);
+        # the children are looked up once per route, method and status instead.
+        key = (route, method, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = _RequestSeries(
+                self.requests.labels(route, method, str(status)), self.latency.labels(route)
+            )
+            self._request_series[key] = series
+        return series
+
+    def count_score(self, level: str, source: str) -> None:
+        child = self._score_series.get((level, source))
+        if child is None:
+            child = self._score_series[(level, source)] = self.scores.labels(level, source)
+        child.inc()
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         async def measure(scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,8 +96,9 @@ class Metrics:
                 await app(scope, receive, capture)
             finally:
                 route = str(scope.get("path_template") or "unmatched")
-                self.requests.labels(route, scope["method"], str(status)).inc()
-                self.latency.labels(route).observe(time.perf_counter() - started)
+                # Bounded keys: Litestar answers a method a route lacks (405) before any
+                # middleware runs, so only the routes' own methods get here.
+                self._series(route, scope["method"], status).observe(time.perf_counter() - started)
 
         return measure
 

@@ -8,11 +8,12 @@ self-contained without touching Litestar's component registry.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:
@@ -33,8 +34,9 @@ def inline_schema(*types: type) -> dict[str, Any]:
     return inlined[0] if len(inlined) == 1 else {"oneOf": inlined}
 
 
-def json_body(*types: type, description: str) -> type[Operation]:
-    """An Operation class whose request body is documented as JSON of one of ``types``."""
+def json_body(*types: type, description: str, headers: Sequence[Parameter] = ()) -> type[Operation]:
+    """An Operation class whose request body is documented as JSON of one of ``types``;
+    ``headers`` documents request headers a handler reads from the scope itself."""
     schema = inline_schema(*types)
 
     @dataclass
@@ -44,6 +46,8 @@ def json_body(*types: type, description: str) -> type[Operation]:
             self.request_body = RequestBody(
                 content={"application/json": media}, description=description, required=True
             )
+            if headers:
+                self.parameters = [*(self.parameters or []), *headers]
 
     return WithJsonBody
 

@@ -8,6 +8,7 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, RawBody
+from litestar.response.base import ASGIResponse
 
 from service.auth import SECURITY, require_api_key
 from service.checkout import (
@@ -21,6 +22,7 @@ from service.checkout import (
 from service.errors import error_responses
 from service.labels import LabelBatch, LabelsRecorded
 from service.openapi import json_body
+from service.routes.hot_path import documented_answer, json_answer
 
 
 def provide_scores(state: State) -> ScoreService:
@@ -39,18 +41,22 @@ class ScoreController(Controller):
         "/score",
         operation_id="scoreVisitor",
         status_code=200,
-        responses=error_responses(400, 401, 404, 413, 422, 429, 503),
+        responses={
+            **documented_answer(ScoreResponse, "The verdict: score, level, action, reasons"),
+            **error_responses(400, 401, 404, 413, 422, 429, 503),
+        },
         operation_class=json_body(
             ScoreRequest,
             description="At least one of requestId, visitorId, event (a Fingerprint v3 or v4 "
             "event) or ipqs; userId / email / ip are authoritative. Unknown fields are refused.",
         ),
     )
-    async def score(
-        self, request: Request[Any, Any, Any], body: RawBody, scores: NamedDependency[ScoreService]
-    ) -> ScoreResponse:
+    async def score(self, request: Request[Any, Any, Any]) -> ASGIResponse:
         """Score a visitor for a checkout: by requestId, visitorId, inline event or IPQS result."""
-        return await scores.score(body, request.state.get("api_key_id"))
+        # The hot path: no injection, the answer encoded by hand (service.routes.hot_path).
+        scores: ScoreService = request.app.state.scores
+        answer = await scores.score(await request.body(), request.state.get("api_key_id"))
+        return json_answer(answer)
 
     @post(
         "/labels",

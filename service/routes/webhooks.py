@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Any
 
-from litestar import Controller, Response, post
+from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.openapi.spec import Example
-from litestar.params import HeaderParameter, RawBody
+from litestar.enums import ParamType
+from litestar.openapi.spec import Example, OpenAPIType, Parameter, Schema
+from litestar.params import RawBody
+from litestar.response.base import ASGIResponse
 
 from service.auth import SECURITY, require_api_key
 from service.errors import error_responses
@@ -17,6 +19,7 @@ from service.fingerprint_v4 import WebhookV4
 from service.ingest import Ingested, Ingestor, WebhookAnswer
 from service.ipqs import IpqsResult
 from service.openapi import json_body
+from service.routes.hot_path import documented_answer, json_answer, raw_header
 from service.signature import HEADER
 
 
@@ -35,29 +38,34 @@ class WebhookController(Controller):
         operation_id="ingestFingerprintWebhook",
         status_code=200,
         summary="Ingest a Fingerprint identification webhook (v3 or v4)",
-        responses=error_responses(400, 401, 413, 422, 503),
+        responses={
+            **documented_answer(WebhookAnswer, "What was emitted or skipped, and the verdict"),
+            **error_responses(400, 401, 413, 422, 503),
+        },
         operation_class=json_body(
             WebhookV3,
             WebhookV4,
             description="A Fingerprint identification event, legacy v3 or v4; signed when a "
             "webhook secret is configured. Unknown fields are ignored.",
+            headers=[
+                Parameter(
+                    name=HEADER,
+                    param_in=ParamType.HEADER,
+                    required=False,
+                    schema=Schema(type=OpenAPIType.STRING),
+                    description="`v1=<hex HMAC-SHA256 of the body>`; required when a secret is set",
+                    examples={"signature": Example(value=f"v1={64 * '0'}")},
+                )
+            ],
         ),
     )
-    async def fingerprint(
-        self,
-        body: RawBody,
-        ingestor: NamedDependency[Ingestor],
-        signature: Annotated[
-            str | None,
-            HeaderParameter(
-                name=HEADER,
-                description="`v1=<hex HMAC-SHA256 of the body>`; required when a secret is set",
-                examples=[Example(value=f"v1={64 * '0'}")],
-            ),
-        ] = None,
-    ) -> Response[WebhookAnswer]:
+    async def fingerprint(self, request: Request[Any, Any, Any]) -> ASGIResponse:
         """Verify, decode, deduplicate and enqueue the Segment specs of one identification event."""
-        return _answer(await ingestor.fingerprint(body, signature))
+        # The hot path: no injection, the answer encoded by hand (service.routes.hot_path).
+        ingestor: Ingestor = request.app.state.ingestor
+        signature = raw_header(request, HEADER.encode())
+        result = await ingestor.fingerprint(await request.body(), signature)
+        return json_answer(result.answer, _replay_headers(result))
 
     @post(
         "/ipqs",
@@ -78,6 +86,9 @@ class WebhookController(Controller):
         return _answer(await ingestor.ipqs(body))
 
 
+def _replay_headers(result: Ingested) -> dict[str, str]:
+    return {"riskwire-replayed": "true"} if result.replayed else {}
+
+
 def _answer(result: Ingested) -> Response[WebhookAnswer]:
-    headers = {"riskwire-replayed": "true"} if result.replayed else {}
-    return Response(result.answer, headers=headers)
+    return Response(result.answer, headers=_replay_headers(result))

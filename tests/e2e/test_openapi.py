@@ -56,6 +56,11 @@ async def test_bodies_and_security_are_described(client: AsyncTestClient[Litesta
         assert paths[path][method]["security"] == [{"apiKey": []}]
         assert "401" in paths[path][method]["responses"]
     assert "security" not in paths["/webhooks/fingerprint"]["post"]
+    (signature,) = paths["/webhooks/fingerprint"]["post"]["parameters"]
+    assert (signature["name"], signature["in"]) == ("fpjs-event-signature", "header")
+    for path in ("/v1/score", "/webhooks/fingerprint"):
+        answer = paths[path]["post"]["responses"]["200"]["content"]["application/json"]
+        assert answer["schema"]["$ref"].startswith("#/components/schemas/"), path
     assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     # The admin routes take admin keys only, and say they may be switched off.
     assert schema["components"]["securitySchemes"]["adminKey"]["scheme"] == "bearer"
