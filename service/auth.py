@@ -22,6 +22,7 @@ from service.ratelimit import key_id
 from service.settings import Secret, Settings
 
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
+_KEY_ID = "riskwire.api_key_id"
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"adminKey": []}]
 
 
@@ -47,8 +48,15 @@ async def require_api_key(request: Request) -> None:  # type: ignore[type-arg]
     guard call, ~4 % of a score request's CPU."""
     settings: Settings = request.app.state.settings
     presented = _presented_key(request, settings.api_keys)
-    # Which key it was, for per-key rate limits: a hash, never the key.
-    request.state.api_key_id = key_id(presented.decode(errors="replace"))
+    # Which key it was, for per-key rate limits: a hash, never the key. Kept in the scope's
+    # state dict itself: ``request.state`` builds a State object on every access.
+    request.scope["state"][_KEY_ID] = key_id(presented.decode(errors="replace"))
+
+
+def api_key_id(request: Request) -> str | None:  # type: ignore[type-arg]
+    """The hashed id of the API key ``require_api_key`` accepted for this request."""
+    found: str | None = request.scope["state"].get(_KEY_ID)
+    return found
 
 
 async def require_admin_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, RawBody
 from litestar.response.base import ASGIResponse
 
-from service.auth import SECURITY, require_api_key
+from service.auth import SECURITY, api_key_id, require_api_key
 from service.checkout import (
     RescoreRequest,
     RescoreResult,
@@ -55,7 +55,7 @@ class ScoreController(Controller):
         """Score a visitor for a checkout: by requestId, visitorId, inline event or IPQS result."""
         # The hot path: no injection, the answer encoded by hand (service.routes.hot_path).
         scores: ScoreService = request.app.state.scores
-        answer = await scores.score(await request.body(), request.state.get("api_key_id"))
+        answer = await scores.score(await request.body(), api_key_id(request))
         return json_answer(answer)
 
     @post(
