@@ -7,11 +7,16 @@ Two model kinds share one pipeline, ``raw score -> calibration -> probability``:
 - ``gbdt``: a gradient-boosted tree ensemble, ``raw = init + lr * sum(leaf values)``; a
   feature's contribution is the sum, over the trees, of the node-value changes along the
   decision path at splits on that feature, so ``init + lr * sum(root values) +
-  sum(contributions) = raw`` (path attribution, as in Saabas' method).
+  sum(contributions) = raw`` (path attribution, as in Saabas' method). Two scikit-learn
+  ensembles export to it: ``GradientBoostingClassifier`` (its trees compare features as
+  float32) and ``HistGradientBoostingClassifier`` (float64, the learning rate already in
+  the leaves: ``learning_rate`` 1); ``compare_as`` says which, so the fast path matches
+  ``predict_proba`` to 1e-9 for both. Tree ensembles refuse a NaN feature (ValueError):
+  no feature is ever NaN, the models were fitted without any, and scikit-learn's own
+  direction for one (the child that saw more training rows) is nobody's choice.
 
 Calibration maps the raw score to a probability: plain sigmoid, Platt's sigmoid
-(``1 / (1 + exp(a * raw + b))``) or isotonic (piecewise linear). Trees compare features as
-float32, like scikit-learn, so the fast path matches ``predict_proba`` to 1e-9.
+(``1 / (1 + exp(a * raw + b))``) or isotonic (piecewise linear).
 
 Score = round(100 * probability). Reasons are the model's own contributions (positive ones,
 largest first), so a reason never disagrees with the score. Level and action come from two
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +48,7 @@ Level = Literal["low", "medium", "high"]
 Action = Literal["allow", "review", "block"]
 Vector = npt.NDArray[np.float64]
 Matrix = npt.NDArray[np.float64]
+Rows = npt.NDArray[np.floating[Any]]  # feature rows in a tree ensemble's comparison dtype
 
 
 class ModelError(RuntimeError):
@@ -85,10 +92,16 @@ class Tree(msgspec.Struct, frozen=True):
     value: list[float]
 
 
-class Gbdt(msgspec.Struct, frozen=True, tag="gbdt"):
+class Gbdt(msgspec.Struct, frozen=True, tag="gbdt", omit_defaults=True):
+    """``compare_as``: the precision a feature is rounded to before ``x <= threshold``
+    (scikit-learn's ``DecisionTreeRegressor`` reads float32, the histogram trees float64).
+    Its default is left out of the JSON, so artifacts written before it existed load, and
+    encode, exactly as they did."""
+
     init: float
     learning_rate: float
     trees: list[Tree]
+    compare_as: Literal["float32", "float64"] = "float32"
 
 
 class NoCalibration(msgspec.Struct, frozen=True, tag="none"):
@@ -162,13 +175,17 @@ def save(artifact: Artifact, manifest: Manifest, path: Path) -> None:
 class _Ensemble:
     """Trees padded into flat arrays so one row, or many, walk every tree at once.
 
-    Node ``n`` of tree ``t`` sits at ``t * width + n``. A leaf's children are itself, so a
-    walk of ``depth`` steps ends on every tree's leaf without testing which nodes are inner;
-    ``np.take`` on flat arrays is several times cheaper than 2-D fancy indexing for the few
-    hundred elements of one row.
+    Node ``n`` of tree ``t`` is flat node ``i = t * width + n``, which owns two slots:
+    ``2i`` (the way to its right child) and ``2i + 1`` (to its left child). A walk holds
+    slots, so one step is ``children[slot + (x <= threshold[slot])]``, every per-node array
+    stored once per slot and ``children`` holding the children's even slots. A leaf's
+    children are itself, so a walk of ``depth`` steps ends on every tree's leaf without
+    testing which nodes are inner; ``np.take`` on flat arrays is several times cheaper than
+    2-D fancy indexing for the few hundred elements of one row. Rows are compared in
+    ``dtype`` (the model's ``compare_as``): callers cast them with ``rows``.
     """
 
-    def __init__(self, model: Gbdt) -> None:
+    def __init__(self, model: Gbdt, names: Sequence[str]) -> None:
         width = max(len(tree.feature) for tree in model.trees)
         count = len(model.trees)
         feature = np.zeros((count, width), dtype=np.intp)
@@ -185,66 +202,80 @@ class _Ensemble:
             right[t, :n] = np.where(inner, tree.right, np.arange(n))
             value[t, :n] = tree.value
         offsets = (np.arange(count, dtype=np.intp) * width)[:, None]
-        self.inner = (left != np.arange(width)).ravel()
-        self.feature = feature.ravel()
-        self.threshold = threshold.ravel()
-        # Right child at 2n, left child at 2n + 1: ``2 * node + (x <= threshold)``.
-        self.children = np.stack(((right + offsets).ravel(), (left + offsets).ravel()), axis=1)
+        self.dtype = np.dtype(model.compare_as)
+        self.names = names
+        self.feature = np.repeat(feature.ravel(), 2)
+        self.threshold = np.repeat(threshold.ravel(), 2)
+        self.children = 2 * np.stack(((right + offsets).ravel(), (left + offsets).ravel()), axis=1)
         self.children = self.children.ravel()
-        self.value = value.ravel()
-        self.roots = offsets[:, 0]
+        self.value = np.repeat(value.ravel(), 2)
+        self.roots = 2 * offsets[:, 0]
         self.scaled = model.learning_rate * self.value
         self.depth = max(_depth(tree) for tree in model.trees)
         self.init = model.init
         self.rate = model.learning_rate
 
-    def _step(
-        self, x32: npt.NDArray[np.float32], nodes: npt.NDArray[np.intp]
-    ) -> npt.NDArray[np.intp]:
-        """One level down every tree, for rows ``x32`` (n, features) at ``nodes`` (n, trees)."""
-        feature = self.feature.take(nodes)
-        if x32.shape[0] == 1:
-            seen = x32[0].take(feature)
-        else:
-            seen = np.take_along_axis(x32, feature, axis=1)
-        go_left = seen <= self.threshold.take(nodes)
-        result: npt.NDArray[np.intp] = self.children.take(2 * nodes + go_left)
+    def rows(self, xs: Matrix) -> Rows:
+        """``xs`` as the trees compare it (float32 copies, or float64 as it is); a NaN
+        feature is refused. One row costs a dot product: x . x is NaN iff an x is."""
+        missing = math.isnan(xs.dot(xs)) if xs.ndim == 1 else bool(np.isnan(xs).any())
+        if missing:
+            columns = np.flatnonzero(np.isnan(xs).reshape(-1, xs.shape[-1]).any(axis=0))
+            raise ValueError(
+                "NaN features (tree models refuse missing values): "
+                + ", ".join(self.names[i] for i in columns.tolist())
+            )
+        return xs.astype(self.dtype, copy=False)
+
+    def _step(self, xs: Rows, slots: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """One level down every tree, for rows ``xs`` (n, features) at ``slots`` (n, trees)."""
+        feature = self.feature.take(slots)
+        seen = xs[0].take(feature) if xs.shape[0] == 1 else np.take_along_axis(xs, feature, axis=1)
+        result: npt.NDArray[np.intp] = self.children.take(
+            slots + (seen <= self.threshold.take(slots))
+        )
         return result
 
-    def leaves(self, x32: npt.NDArray[np.float32]) -> npt.NDArray[np.intp]:
-        """Flat leaf index per (row, tree) for float32 rows ``x32`` of shape (n, features)."""
-        nodes = np.broadcast_to(self.roots, (x32.shape[0], len(self.roots)))
+    def leaves(self, xs: Rows) -> npt.NDArray[np.intp]:
+        """Leaf slot per (row, tree) for rows ``xs`` of shape (n, features)."""
+        slots = np.broadcast_to(self.roots, (xs.shape[0], len(self.roots)))
         for _ in range(self.depth):
-            nodes = self._step(x32, nodes)
-        return nodes
+            slots = self._step(xs, slots)
+        return slots
 
-    def raw(self, x32: npt.NDArray[np.float32]) -> Vector:
-        # scikit-learn adds rate * leaf value stage by stage; a pairwise sum of the same
+    def raw_one(self, row: Rows) -> float:
+        """The raw score of one row (the score API): 1-D walks, fewest numpy calls."""
+        slots = self.roots
+        for _ in range(self.depth):
+            slots = self.children.take(
+                slots + (row.take(self.feature.take(slots)) <= self.threshold.take(slots))
+            )
+        return self.init + float(self.scaled.take(slots).sum())
+
+    def raw(self, xs: Rows) -> Vector:
+        # scikit-learn adds (rate *) leaf value tree by tree; a pairwise sum of the same
         # terms differs by a few ulps, far inside the 1e-9 the fast path promises.
-        if x32.shape[0] == 1:  # one row (the score API): 1-D walks, fewest numpy calls
-            row, nodes = x32[0], self.roots
-            for _ in range(self.depth):
-                go_left = row.take(self.feature.take(nodes)) <= self.threshold.take(nodes)
-                nodes = self.children.take(2 * nodes + go_left)
-            return np.array([self.init + self.scaled.take(nodes).sum()])
-        result: Vector = self.init + self.scaled.take(self.leaves(x32)).sum(axis=1)
+        if xs.shape[0] == 1:
+            return np.array([self.raw_one(xs[0])])
+        result: Vector = self.init + self.scaled.take(self.leaves(xs)).sum(axis=1)
         return result
 
-    def contributions(self, x32: npt.NDArray[np.float32], n_features: int) -> Matrix:
-        """Per-feature contributions of rows ``x32`` (n, features): the node-value changes
-        along each tree's decision path, credited to the feature split on."""
-        n = x32.shape[0]
-        out = np.zeros((n, n_features))
-        nodes = np.broadcast_to(self.roots, (n, len(self.roots)))
-        rows = np.broadcast_to(np.arange(n)[:, None], nodes.shape)
+    def contributions(self, xs: Rows, n_features: int) -> Matrix:
+        """Per-feature contributions of rows ``xs`` (n, features): the node-value changes
+        along each tree's decision path, credited to the feature split on (a leaf's step
+        changes nothing, so it needs no mask), summed in one ``bincount``."""
+        n = xs.shape[0]
+        slots = np.broadcast_to(self.roots, (n, len(self.roots)))
+        base = (np.arange(n) * n_features)[:, None]
+        keys, deltas = [], []
         for _ in range(self.depth):
-            nxt = self._step(x32, nodes)
-            inner = self.inner.take(nodes)
-            delta = self.value.take(nxt) - self.value.take(nodes)
-            feature = self.feature.take(nodes)
-            np.add.at(out, (rows[inner], feature[inner]), self.rate * delta[inner])
-            nodes = nxt
-        return out
+            following = self._step(xs, slots)
+            keys.append((base + self.feature.take(slots)).ravel())
+            deltas.append((self.value.take(following) - self.value.take(slots)).ravel())
+            slots = following
+        total = np.bincount(np.concatenate(keys), np.concatenate(deltas), n * n_features)
+        result: Matrix = total.astype(np.float64, copy=False).reshape(n, n_features)
+        return self.rate * result
 
 
 def _depth(tree: Tree) -> int:
@@ -276,7 +307,7 @@ class RiskModel:
         self._codes = [f.reason_code for f in spec.features]
         model = artifact.model
         self._logistic = model if isinstance(model, Logistic) else None
-        self._ensemble = _Ensemble(model) if isinstance(model, Gbdt) else None
+        self._ensemble = _Ensemble(model, spec.names) if isinstance(model, Gbdt) else None
         if self._logistic is not None:
             if len(self._logistic.coefficients) != self._n:
                 raise ModelError("coefficient count does not match the feature spec")
@@ -306,21 +337,21 @@ class RiskModel:
         if self._logistic is not None:
             return self._logistic.intercept + float(self._coef @ x)
         assert self._ensemble is not None
-        return float(self._ensemble.raw(x.astype(np.float32)[None, :])[0])
+        return self._ensemble.raw_one(self._ensemble.rows(x))
 
     def raw_many(self, xs: npt.NDArray[np.float64]) -> Vector:
         if self._logistic is not None:
             result: Vector = self._logistic.intercept + xs @ self._coef
             return result
         assert self._ensemble is not None
-        return self._ensemble.raw(xs.astype(np.float32))
+        return self._ensemble.raw(self._ensemble.rows(xs))
 
     def contributions(self, x: Vector) -> Vector:
         if self._logistic is not None:
             result: Vector = self._coef * x
             return result
         assert self._ensemble is not None
-        row: Vector = self._ensemble.contributions(x.astype(np.float32)[None, :], self._n)[0]
+        row: Vector = self._ensemble.contributions(self._ensemble.rows(x[None, :]), self._n)[0]
         return row
 
     def contributions_many(self, xs: Matrix) -> Matrix:
@@ -328,7 +359,7 @@ class RiskModel:
             result: Matrix = xs * self._coef
             return result
         assert self._ensemble is not None
-        return self._ensemble.contributions(xs.astype(np.float32), self._n)
+        return self._ensemble.contributions(self._ensemble.rows(xs), self._n)
 
     # -- probabilities ------------------------------------------------------------------
 

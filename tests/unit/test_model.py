@@ -14,7 +14,20 @@ import pytest
 from service.app import DEFAULT_MODEL
 from service.baseline_model import BASELINE_WINDOWS, build_baseline
 from service.features import FeatureInput, FeatureSpec
-from service.model import Logistic, ModelError, Risk, RiskModel, Thresholds, manifest_path, save
+from service.model import (
+    ARTIFACT_FORMAT,
+    Artifact,
+    FeatureSpecRef,
+    Gbdt,
+    Logistic,
+    ModelError,
+    Risk,
+    RiskModel,
+    Thresholds,
+    Tree,
+    manifest_path,
+    save,
+)
 from service.observation import IpqsSignals, Observation, Signals
 from service.reuse import RELATION_NAMES, ReuseSnapshot
 
@@ -78,6 +91,53 @@ def test_the_fast_feature_vector_matches_every_features_own_transform() -> None:
         signals = Signals(tor=rng.random() < 0.5, bot=rng.random() < 0.5, suspect_score=30)
         item = FeatureInput(obs(signals=signals, confidence=rng.random()), snapshot, None, NOW)
         assert np.array_equal(SPEC.vector(item), SPEC.vector_slow(item))
+
+
+def test_artifacts_written_before_compare_as_load_and_encode_unchanged() -> None:
+    for path in sorted(DEFAULT_MODEL.parent.glob("*.json")):
+        if path.name.endswith(".manifest.json"):
+            continue
+        model = RiskModel.load(path, SPEC)
+        # The same JSON again (no new key: a default is left out), so the same model digest.
+        assert json.loads(msgspec.json.encode(model.artifact)) == json.loads(path.read_bytes())
+    old = b'{"type": "gbdt", "init": -2.0, "learning_rate": 0.1, "trees": []}'
+    decoded = msgspec.json.decode(old, type=Gbdt)
+    assert decoded.compare_as == "float32"  # scikit-learn's DecisionTreeRegressor reads float32
+    assert msgspec.json.encode(decoded) == old.replace(b": ", b":").replace(b", ", b",")
+
+
+def _one_split(compare_as: str, threshold: float) -> RiskModel:
+    """A one-tree model: raw -1 when low_confidence <= threshold, else +1."""
+    tree = Tree(
+        feature=[0, -2, -2],
+        threshold=[threshold, -2.0, -2.0],
+        left=[1, -1, -1],
+        right=[2, -1, -1],
+        value=[0.0, -1.0, 1.0],
+    )
+    artifact = Artifact(
+        format=ARTIFACT_FORMAT,
+        model_version="one-split",
+        feature_spec=FeatureSpecRef(SPEC.version, SPEC.hash, list(SPEC.names)),
+        model=Gbdt(init=0.0, learning_rate=1.0, trees=[tree], compare_as=compare_as),  # type: ignore[arg-type]
+        thresholds=Thresholds(review=50, block=80),
+    )
+    return RiskModel(artifact, SPEC)
+
+
+def test_trees_compare_features_in_the_precision_they_were_fitted_in() -> None:
+    threshold = float(np.float32(0.1))
+    row = np.zeros(len(SPEC))
+    row[0] = threshold + 1e-12  # above the threshold, but equal to it once rounded to float32
+    assert np.float32(row[0]) <= threshold < row[0]
+    rows = np.vstack((row, np.zeros(len(SPEC))))
+    histogram = _one_split("float64", threshold)  # HistGradientBoostingClassifier
+    assert histogram.raw(row) == 1.0
+    assert histogram.raw_many(rows).tolist() == [1.0, -1.0]
+    assert histogram.contributions(row)[0] == 1.0 - histogram.bias()
+    classic = _one_split("float32", threshold)  # GradientBoostingClassifier
+    assert classic.raw(row) == -1.0
+    assert classic.raw_many(rows).tolist() == [-1.0, -1.0]
 
 
 def test_a_model_for_another_feature_spec_is_refused(tmp_path: Path) -> None:

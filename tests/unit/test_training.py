@@ -36,7 +36,7 @@ def serving_model(result: TrainResult, candidate: Candidate) -> RiskModel:
     return RiskModel(artifact, result.spec)
 
 
-@pytest.mark.parametrize("name", ["logistic", "gbdt"])
+@pytest.mark.parametrize("name", ["logistic", "gbdt", "hgb"])
 def test_numpy_fast_path_equals_scikit_learn(result: TrainResult, name: str) -> None:
     candidate = next(c for c in result.candidates if c.name == name)
     model = serving_model(result, candidate)
@@ -48,7 +48,7 @@ def test_numpy_fast_path_equals_scikit_learn(result: TrainResult, name: str) -> 
         assert np.max(np.abs(single - expected[:100])) <= 1e-9
 
 
-@pytest.mark.parametrize("name", ["logistic", "gbdt"])
+@pytest.mark.parametrize("name", ["logistic", "gbdt", "hgb"])
 def test_reasons_add_up_to_the_raw_score(result: TrainResult, name: str) -> None:
     model = serving_model(result, next(c for c in result.candidates if c.name == name))
     rows = result.test.x[:300]
@@ -56,6 +56,60 @@ def test_reasons_add_up_to_the_raw_score(result: TrainResult, name: str) -> None
     assert np.max(np.abs(total - model.raw_many(rows))) <= 1e-9
     batch = model.risk_many(rows, result.artifact.thresholds)
     assert batch == [model.risk(row, result.artifact.thresholds) for row in rows]
+
+
+def _raised_rows(
+    result: TrainResult, rng: np.random.Generator, count: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Rows to probe monotonicity on (real test rows and random ones within the training
+    range), and for each feature the same rows with that feature raised at random."""
+    top = result.train.x.max(axis=0)
+    random_rows = rng.uniform(0.0, 1.0, (count, len(top))) * top
+    flags = np.all(np.isin(result.train.x, (0.0, 1.0)), axis=0)
+    random_rows[:, flags] = np.round(random_rows[:, flags])
+    rows = np.vstack((result.test.x[:count], random_rows))
+    raised = []
+    for i in range(rows.shape[1]):
+        up = rows.copy()
+        up[:, i] += rng.uniform(0.0, 1.5, len(up)) * max(top[i], 1.0)
+        raised.append(up)
+    return rows, raised
+
+
+def test_the_hgb_candidate_never_lowers_a_score_when_a_feature_rises(result: TrainResult) -> None:
+    rng = np.random.default_rng(5)
+    rows, raised = _raised_rows(result, rng, 400)
+    hgb = serving_model(result, next(c for c in result.candidates if c.name == "hgb"))
+    base = hgb.predict_proba(rows)
+    for up in raised:
+        assert np.all(hgb.predict_proba(up) >= base - 1e-12)
+    # The same probe finds the unconstrained trees lowering scores: it can fail.
+    gbdt = serving_model(result, next(c for c in result.candidates if c.name == "gbdt"))
+    base = gbdt.predict_proba(rows)
+    assert any(np.any(gbdt.predict_proba(up) < base - 1e-6) for up in raised)
+
+
+def test_hgb_inner_node_values_come_from_the_leaves(result: TrainResult) -> None:
+    """Inner values are count-weighted means of the leaves under them, so the bias (init
+    plus the root values) is the mean raw score over the training rows; scikit-learn's own
+    inner values (unshrunk Newton steps, on another scale) would not give that."""
+    model = serving_model(result, next(c for c in result.candidates if c.name == "hgb"))
+    assert abs(model.bias() - float(model.raw_many(result.train.x).mean())) <= 1e-9
+
+
+def test_hgb_refuses_missing_values(result: TrainResult) -> None:
+    from service.training import fit_hgb
+
+    model = serving_model(result, next(c for c in result.candidates if c.name == "hgb"))
+    row = result.test.x[0].copy()
+    row[result.spec.names.index("tor")] = np.nan
+    with pytest.raises(ValueError, match=r"NaN features.*: tor"):
+        model.risk(row, result.artifact.thresholds)
+    with pytest.raises(ValueError, match=r"NaN features.*: tor"):
+        model.predict_proba(np.vstack((result.test.x[:3], row)))
+    holey = dataclasses.replace(result.train, x=np.vstack((result.train.x[:-1], row)))
+    with pytest.raises(ValueError, match="NaN"):
+        fit_hgb(holey, result.calibration, SMALL)
 
 
 def test_the_trained_model_ranks_fraud_above_legitimate_traffic(result: TrainResult) -> None:
@@ -90,6 +144,20 @@ def test_artifact_round_trip_and_manifest(result: TrainResult, tmp_path: Path) -
     assert {"roc_auc", "average_precision"} <= set(manifest.metrics["test"])
     assert manifest.thresholds == result.artifact.thresholds
     assert b"pickle" not in path.read_bytes() and manifest_path(path).exists()
+
+
+def test_the_hgb_artifact_round_trips_through_json(result: TrainResult, tmp_path: Path) -> None:
+    from service.model import Gbdt
+
+    finished = next(f for f in result.finished if f.candidate.name == "hgb")
+    path = tmp_path / "hgb.json"
+    save(finished.artifact, result.manifest, path)
+    assert b'"compare_as": "float64"' in path.read_bytes()
+    loaded = RiskModel.load(path, FeatureSpec(Settings().reuse_window_labels))
+    assert loaded.artifact == finished.artifact
+    assert isinstance(loaded.artifact.model, Gbdt) and loaded.artifact.model.compare_as == "float64"
+    rows = result.test.x
+    assert np.array_equal(loaded.predict_proba(rows), finished.model.predict_proba(rows))
 
 
 def test_training_is_reproducible(result: TrainResult) -> None:
@@ -272,7 +340,7 @@ def test_selection_prefers_a_gate_passing_candidate_over_a_better_failing_one(
 def test_every_candidate_is_finished_and_recorded(result: TrainResult) -> None:
     metrics = result.manifest.metrics
     assert [f.candidate for f in result.finished] == result.candidates
-    assert set(metrics["candidates"]) == {"logistic", "gbdt"}
+    assert set(metrics["candidates"]) == {"logistic", "gbdt", "hgb"}
     passing = [f.candidate.name for f in result.finished if f.passes_gate]
     assert metrics["selection"]["rule"] == result.selection == ("passing" if passing else "all")
     assert metrics["selection"]["passing"] == passing
