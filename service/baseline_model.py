@@ -112,6 +112,22 @@ def coefficient(name: str) -> float:
     return REUSE[relation][BASELINE_WINDOWS.index(label)]
 
 
+def prior_weights(spec: FeatureSpec) -> list[float]:
+    """These coefficients for any window configuration: what training starts from and pulls
+    towards (``service.training.fit_logistic``). A reuse window takes the weight of the
+    baseline window of the same rank (narrowest, widest, or in between)."""
+    last = len(spec.window_labels) - 1
+    weights = []
+    for name in spec.names:
+        relation, _, label = name.rpartition("_")
+        if relation in REUSE and label in spec.window_labels:
+            rank = spec.window_labels.index(label)
+            weights.append(REUSE[relation][0 if rank == 0 else 2 if rank == last else 1])
+        else:
+            weights.append(coefficient(name))
+    return weights
+
+
 def build_baseline() -> tuple[Artifact, Manifest]:
     spec = FeatureSpec(BASELINE_WINDOWS)
     ref = FeatureSpecRef(spec.version, spec.hash, list(spec.names))

@@ -43,17 +43,17 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 import sklearn
+from scipy.optimize import minimize
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import KFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from service import __version__
-from service.baseline_model import build_baseline
+from service.baseline_model import build_baseline, prior_weights
 from service.decode import decode_event
 from service.features import FeatureSpec
 from service.identifiers import IdentifierPolicy
@@ -70,6 +70,7 @@ from service.model import (
     SigmoidCalibration,
     Thresholds,
     Tree,
+    Vector,
     save,
 )
 from service.observation import Observation
@@ -96,7 +97,10 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Model selection (see ``select_candidate``): a candidate that costs more to serve must
     # beat a cheaper one by more than this much average precision on the calibration days.
     selection_margin: float = 0.01
-    logistic_c: float = 1.0
+    # The logistic weights' prior: normal around the published weights with this standard
+    # deviation, in logits (see ``fit_logistic``). 1 logit is ~3.6 Suspect Score points:
+    # a prior that says where to start, which a few hundred telling rows override.
+    logistic_prior_sd: float = 1.0
     # Every feature is oriented so that larger = riskier: the logistic model may not learn a
     # negative weight (see ``fit_logistic``); False (``--allow-negative-weights``) lets it.
     non_negative: bool = True
@@ -301,53 +305,109 @@ def _calibration_of(calibrated: CalibratedClassifierCV) -> SigmoidCalibration | 
     return SigmoidCalibration(a=float(calibrator.a_), b=float(calibrator.b_))
 
 
-def _keep_columns(x: Matrix, mask: Matrix) -> Matrix:
-    return x * mask
+class PriorLogistic(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Logistic regression pulled towards prior weights rather than towards zero.
+
+    The maximum a posteriori fit under a Gaussian prior ``N(prior, prior_sd^2)`` on each
+    weight (the intercept is free), optionally with every weight kept >= 0: L-BFGS-B on
+    ``sum(log(1 + exp(z)) - y z) + |w - prior|^2 / (2 prior_sd^2)``, ``z = b + x . w``, on
+    the features as they are (no scaling), so the fitted weights are the served ones.
+    Deterministic: the same rows always give the same weights.
+    """
+
+    def __init__(
+        self,
+        prior: npt.NDArray[np.float64] | None = None,
+        prior_sd: float = 1.0,
+        non_negative: bool = True,
+        start_intercept: float = 0.0,
+    ) -> None:
+        self.prior = prior
+        self.prior_sd = prior_sd
+        self.non_negative = non_negative
+        self.start_intercept = start_intercept
+
+    def fit(self, x: Matrix, y: Labels) -> PriorLogistic:
+        features = np.asarray(x, dtype=np.float64)
+        target = np.asarray(y, dtype=np.float64)
+        prior = np.zeros(features.shape[1]) if self.prior is None else np.asarray(self.prior)
+        precision = 1.0 / self.prior_sd**2
+
+        def objective(theta: Vector) -> tuple[float, Vector]:
+            z = theta[0] + features @ theta[1:]
+            error = expit(z) - target
+            pull = theta[1:] - prior
+            value = float(np.sum(np.logaddexp(0.0, z) - target * z) + 0.5 * precision * pull @ pull)
+            return value, np.concatenate(([error.sum()], features.T @ error + precision * pull))
+
+        bound = (0.0, None) if self.non_negative else (None, None)
+        start = np.concatenate(([self.start_intercept], np.maximum(prior, 0.0)))
+        fitted = minimize(
+            objective,
+            start,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(None, None)] + [bound] * features.shape[1],
+            options={"maxiter": 10_000},
+        )
+        if not fitted.success:
+            raise RuntimeError(f"the logistic fit did not converge: {fitted.message}")
+        self.intercept_ = float(fitted.x[0])
+        self.coef_ = np.asarray(fitted.x[1:], dtype=np.float64)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def decision_function(self, x: Matrix) -> Vector:
+        result: Vector = self.intercept_ + np.asarray(x, dtype=np.float64) @ self.coef_
+        return result
+
+    def predict_proba(self, x: Matrix) -> Matrix:
+        p = expit(self.decision_function(x))
+        return np.column_stack((1.0 - p, p))
+
+    def predict(self, x: Matrix) -> npt.NDArray[np.int64]:
+        labels: npt.NDArray[np.int64] = (self.decision_function(x) > 0).astype(np.int64)
+        return labels
 
 
-def _logistic_pipeline(mask: Matrix, config: TrainingConfig) -> Pipeline:
-    return Pipeline(
-        [
-            ("keep", FunctionTransformer(_keep_columns, kw_args={"mask": mask})),
-            ("scale", StandardScaler()),
-            ("logistic", LogisticRegression(C=config.logistic_c, max_iter=5000)),
-        ]
-    )
-
-
-def fit_logistic(train: Dataset, calibration: Dataset, config: TrainingConfig) -> Candidate:
-    """Standardised logistic regression; with ``config.non_negative``, no negative weight.
+def fit_logistic(
+    train: Dataset, calibration: Dataset, config: TrainingConfig, prior: Sequence[float]
+) -> Candidate:
+    """Logistic regression starting from, and pulled towards, ``prior``: the published
+    signal weights of the hand-set baseline (``service.baseline_model.prior_weights``); with
+    ``config.non_negative``, no weight below 0.
 
     Every feature of ``service/features.py`` is oriented so that larger = riskier. A negative
     weight is then something the model learned from how the training traffic happens to be
     mixed, not about risk: on the simulator's data, where legitimate privacy users are the
     main VPN population and fraud rarely shows more than one device per account, an
-    unconstrained fit gave VPN, relay, privacy settings and new devices on an account
+    unconstrained fit gives VPN, relay, privacy settings and new devices on an account
     negative weights, so a fraudster's VPN or an account takeover's burst of devices would
-    *lower* a score. Active-set elimination: fit, drop every feature whose (unscaled)
-    weight is negative, refit on the rest, until none is. Dropped features are zeroed in the
-    pipeline's first step, so the calibrated pipeline stays the reference of the served
-    model, whose weight for them is exactly 0.
+    *lower* a score. The bound is part of the optimisation (L-BFGS-B), so the fit is the
+    best non-negative model: the earlier active-set elimination (fit, drop every negative
+    weight, refit) dropped a feature for good once any intermediate fit made it negative,
+    and lost plain tampering that way.
+
+    The prior (``N(published weight, logistic_prior_sd^2)`` per weight) is what the data
+    are weighed against: a weight the traffic says little about (a combination of signals
+    the training days never show, such as Tor with tampering and no bot) stays near the
+    vendors' published weight instead of falling to zero, and plenty of evidence overrides
+    it. Features left at exactly 0 are reported as dropped.
     """
-    mask = np.ones(train.x.shape[1])
-    while True:
-        pipeline = _logistic_pipeline(mask, config).fit(train.x, train.y)
-        scaler: StandardScaler = pipeline.named_steps["scale"]
-        logistic: LogisticRegression = pipeline.named_steps["logistic"]
-        # Fold the scaling into the coefficients: raw = b' + w' . x on unscaled features.
-        weights = np.where(mask > 0, logistic.coef_[0] / scaler.scale_, 0.0)
-        negative = weights < 0
-        if not config.non_negative or not negative.any():
-            break
-        mask = np.where(negative, 0.0, mask)
-    intercept = float(
-        logistic.intercept_[0] - np.sum(logistic.coef_[0] * scaler.mean_ / scaler.scale_)
-    )
-    calibrated = _calibrate(pipeline, calibration, config)
-    model = Logistic(intercept=intercept, coefficients=[float(w) for w in weights])
-    dropped = [int(i) for i in np.flatnonzero(mask == 0)]
+    baseline, _ = build_baseline()
+    assert isinstance(baseline.model, Logistic)
+    estimator = PriorLogistic(
+        prior=np.asarray(prior, dtype=np.float64),
+        prior_sd=config.logistic_prior_sd,
+        non_negative=config.non_negative,
+        start_intercept=baseline.model.intercept,
+    ).fit(train.x, train.y)
+    calibrated = _calibrate(estimator, calibration, config)
+    weights = estimator.coef_
+    model = Logistic(intercept=estimator.intercept_, coefficients=[float(w) for w in weights])
+    dropped = [int(i) for i in np.flatnonzero(weights == 0.0)]
     return Candidate(
-        "logistic", pipeline, calibrated, model, _calibration_of(calibrated), dropped=dropped
+        "logistic", estimator, calibrated, model, _calibration_of(calibrated), dropped=dropped
     )
 
 
@@ -616,7 +676,7 @@ def train(
     data = data if data is not None else simulated_dataset(config, spec, settings)
     train_set, calibration_set, test_set = split_by_time(data, config)
     candidates = [  # cheapest to serve first: see select_candidate
-        fit_logistic(train_set, calibration_set, config),
+        fit_logistic(train_set, calibration_set, config, prior_weights(spec)),
         fit_gbdt(train_set, calibration_set, config),
         fit_hgb(train_set, calibration_set, config),
     ]

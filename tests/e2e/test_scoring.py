@@ -256,7 +256,16 @@ async def test_ipqs_without_a_usable_user_emits_nothing_but_is_scored(
     answer = response.json()
     assert answer["emitted"] == []
     assert answer["skipped"][0]["type"] == "identify"
-    assert "IPQS_BOT_STATUS" in answer["skipped"][0]["reason"] or answer["risk"]["score"] > 0
+    assert "user id" in answer["skipped"][0]["reason"]
+    # Scored all the same: a verdict of the model's, whatever its weights make of a bot
+    # flag on an IP that IPQS itself gives a fraud score of 0.
+    risk = answer["risk"]
+    assert 0 <= risk["score"] <= 100
+    assert (risk["level"], risk["action"]) in {
+        ("low", "allow"),
+        ("medium", "review"),
+        ("high", "block"),
+    }
     bad = await client.post(
         "/webhooks/ipqs", json={"request_id": "x", "fraud_chance": 150}, headers=AUTH
     )

@@ -193,6 +193,7 @@ def test_acceptance_checks_gate_promotion(result: TrainResult) -> None:
 def test_the_logistic_model_learns_no_negative_weight(result: TrainResult) -> None:
     import msgspec
 
+    from service.baseline_model import prior_weights
     from service.model import Logistic
     from service.training import fit_logistic
 
@@ -205,7 +206,10 @@ def test_the_logistic_model_learns_no_negative_weight(result: TrainResult) -> No
     assert dropped == [result.spec.names[i] for i in logistic.dropped]
     # On the same days, unconstrained, the simulator's mix teaches it negative weights.
     free = fit_logistic(
-        result.train, result.calibration, msgspec.structs.replace(SMALL, non_negative=False)
+        result.train,
+        result.calibration,
+        msgspec.structs.replace(SMALL, non_negative=False),
+        prior_weights(result.spec),
     )
     assert isinstance(free.artifact_model, Logistic)
     assert min(free.artifact_model.coefficients) < 0.0 and not free.dropped
@@ -378,3 +382,37 @@ def test_the_served_model_passes_the_gate() -> None:
     else:
         baseline = DEFAULT_MODEL.with_name("baseline-model.json")
         assert DEFAULT_MODEL.read_bytes() == baseline.read_bytes()
+
+
+def test_the_prior_holds_where_the_data_are_silent_and_the_bound_is_an_optimum() -> None:
+    """``PriorLogistic``: a feature the rows never show keeps its prior weight; a feature
+    the data contradict ends at the bound 0 with a gradient that pushes further down
+    (Karush-Kuhn-Tucker), and every free weight has a zero gradient."""
+    from scipy.special import expit
+
+    from service.training import PriorLogistic
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    x = np.zeros((n, 4))
+    x[:, 0] = rng.random(n) < 0.3  # evidence of risk
+    x[:, 1] = rng.random(n) < 0.3  # seen more often among the legitimate rows
+    # column 2: never set in these rows; column 3: noise
+    x[:, 3] = rng.random(n)
+    logit = -2.0 + 2.5 * x[:, 0] - 1.5 * x[:, 1]
+    y = (rng.random(n) < expit(logit)).astype(np.float64)
+    prior = np.array([1.0, 1.0, 3.0, 0.5])
+    fitted = PriorLogistic(prior=prior, prior_sd=1.0).fit(x, y)
+    weights = fitted.coef_
+    assert weights[2] == pytest.approx(3.0, abs=1e-4)  # silent data: the prior stands
+    assert weights[1] == 0.0  # a discount for evidence is refused, at the bound
+    assert weights[0] > 1.5  # plenty of evidence overrides the prior
+    error = expit(fitted.intercept_ + x @ weights) - y
+    gradient = x.T @ error + (weights - prior)
+    free = weights > 0
+    assert np.all(np.abs(gradient[free]) < 1e-2)
+    assert gradient[1] > 0  # at the bound, the objective would still fall below zero
+    assert abs(error.sum()) < 1e-2  # the intercept is at its optimum too
+    # Unbounded, the same rows give the contradicted feature a negative weight.
+    free_fit = PriorLogistic(prior=prior, prior_sd=1.0, non_negative=False).fit(x, y)
+    assert free_fit.coef_[1] < 0
