@@ -40,8 +40,10 @@ class AccessLists:
     def match(
         self, visitor_id: str | None, user_id: str | None, ip: str | None
     ) -> ListMatch | None:
+        if self._empty:  # the default: no lists, and no IP parsed for nothing
+            return None
         address = None
-        if ip:
+        if ip and any(self._ips):
             try:
                 address = ipaddress.ip_address(ip.strip())
             except ValueError:

@@ -3,14 +3,22 @@
 Same definition, second store: each relation keeps member → time (last seen, or first seen
 for request ids), is trimmed when written to the ``cap`` newest (Redis's rank order: by time,
 then member) and of members older than the widest window, and a count over window ``w`` at
-time ``t`` is the number of members with time >= ``t - w``. (Redis trims by time lazily;
-either way no count ever reaches past the widest window, so the counts agree.) The IPQS
-join, the device's first sighting and the per-vendor device sets behave as in Redis.
+time ``t`` is the number of members with time >= ``t - w``. Trimming follows the reuse
+script step for step — only when a member joins, by time once the set holds more than 8,
+then by rank — because a late event's windows reach back past the newest event's horizon
+and count whatever trimming left. The IPQS join, the device's first sighting and the
+per-vendor device sets behave as in Redis.
 ``tests/integration/test_reuse_equivalence.py``
 replays one stream through both stores and compares every count.
 
 Entities untouched for longer than the widest window are evicted (Redis lets their keys
 expire), so memory follows the number of active entities, not the length of the input.
+
+This runs once per relation per event in batch rescoring and training, so the loop is
+written out flat: the relations of each entity are a precomputed plan, and the usual cases
+take a shortcut that gives the same result as the general path — a member appended at the
+newest rank, and every member of a relation inside the narrowest window (most relations
+hold one member).
 """
 
 from __future__ import annotations
@@ -18,52 +26,84 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections import OrderedDict
 from collections.abc import Sequence
+from operator import attrgetter
 
-from service.reuse import ENTITIES, RELATION_NAMES, RELATIONS, Entity, EntityRefs, ReuseSnapshot
+from service.reuse import (
+    DEVICE_SPACES,
+    ENTITIES,
+    RELATION_NAMES,
+    RELATIONS,
+    DeviceSpace,
+    Entity,
+    EntityRefs,
+    ReuseSnapshot,
+)
+
+_Relation = tuple[dict[str, int], list[tuple[int, str]]]
+"""Members with their times, and the (time, member) pairs kept sorted: windows are counted
+by bisection, and the oldest member (Redis's lowest rank) is always first."""
+
+# The member kinds, read from ``EntityRefs`` in one call per observation.
+_KINDS = tuple(dict.fromkeys(kind for e in ENTITIES for _, kind, _ in RELATIONS[e]))
+_members = attrgetter(*_KINDS)
+
+# What ``observe`` walks for each entity, per device space: (relation name, index of the
+# member kind in ``_KINDS``, NX mode, slot of the relation in the entity's state). Slots are
+# per set name, as the Redis keys are named: a user's or an IP's devices have one set per
+# vendor space.
+_Step = tuple[str, int, bool, int]
+_Plan = tuple[tuple[Entity, tuple[_Step, ...]], ...]
 
 
-class _Relation:
-    """Members with their times, plus the (time, member) pairs kept sorted: windows are
-    counted by bisection, and the oldest member (Redis's lowest rank) is always first."""
+def _plans() -> dict[DeviceSpace, _Plan]:
+    slots: dict[Entity, dict[str, int]] = {entity: {} for entity in ENTITIES}
+    plans: dict[DeviceSpace, _Plan] = {}
+    for space in DEVICE_SPACES:
+        refs = EntityRefs(device_space=space)
+        plan = []
+        for entity in ENTITIES:
+            steps = []
+            for name, kind, mode in RELATIONS[entity]:
+                entity_slots = slots[entity]
+                slot = entity_slots.setdefault(refs.set_name(kind), len(entity_slots))
+                steps.append((name, _KINDS.index(kind), mode == "nx", slot))
+            plan.append((entity, tuple(steps)))
+        plans[space] = tuple(plan)
+    return plans
 
-    __slots__ = ("members", "ranked")
 
-    def __init__(self) -> None:
-        self.members: dict[str, int] = {}
-        self.ranked: list[tuple[int, str]] = []
-
-    def set(self, member: str, now_ms: int, previous: int | None) -> None:
-        if previous is not None:
-            del self.ranked[bisect_left(self.ranked, (previous, member))]
-        self.members[member] = now_ms
-        insort(self.ranked, (now_ms, member))
-
-    def drop_oldest(self) -> None:
-        _, member = self.ranked.pop(0)
-        del self.members[member]
-
-    def count_since(self, since_ms: int) -> int:
-        return len(self.ranked) - bisect_left(self.ranked, (since_ms,))
+_PLANS = _plans()
+# The reuse script trims by time only a set past this many members (``size > 8`` in
+# ``reuse._TEMPLATE``): a late event can count members an eager trim would have dropped.
+_LAZY = 8
+_SLOTS = 1 + max(slot for plan in _PLANS.values() for _, steps in plan for *_, slot in steps)
 
 
 class _EntityState:
-    __slots__ = ("blob", "blob_at", "first", "relations")
+    __slots__ = ("blob", "blob_at", "first", "last_write", "relations")
 
     def __init__(self) -> None:
-        # By set name, as the Redis keys are named (a user's devices per vendor space).
-        self.relations: dict[str, _Relation] = {}
+        self.relations: list[_Relation | None] = [None] * _SLOTS
         self.first: int | None = None
         self.blob: bytes | None = None
         self.blob_at: int | None = None
+        self.last_write = 0
 
 
 class MemoryReuseStore:
+    """Windows ascending and a cap of at least one member, as settings require."""
+
     def __init__(self, *, windows_ms: Sequence[int], cap: int, ipqs_window_ms: int) -> None:
+        if cap < 1:
+            raise ValueError("the cap must keep at least one member")
         self._windows = tuple(windows_ms)
         self._cap = cap
         self._ipqs_window_ms = ipqs_window_ms
         # Insertion order = last-write order, so expired entities sit at the front.
-        self._entities: OrderedDict[tuple[Entity, str], tuple[int, _EntityState]] = OrderedDict()
+        self._entities: OrderedDict[tuple[Entity, str], _EntityState] = OrderedDict()
+        self._zero = dict.fromkeys(RELATION_NAMES, (0,) * len(self._windows))
+        # (n, n, ...) per size: the counts of a relation whose members are all in every window.
+        self._full = [(n,) * len(self._windows) for n in range(64)]
 
     @property
     def windows_ms(self) -> tuple[int, ...]:
@@ -81,78 +121,115 @@ class MemoryReuseStore:
         ipqs_blob: bytes | None = None,
     ) -> ReuseSnapshot:
         self._evict(now_ms)
-        counts = {name: (0,) * len(self._windows) for name in RELATION_NAMES}
+        entities = self._entities
+        windows = self._windows
+        cap = self._cap
+        full = self._full
+        narrowest = now_ms - windows[0]
+        horizon = now_ms - windows[-1]
+        counts = self._zero.copy()
+        members_of: tuple[str | None, ...] = _members(refs)
         first_seen: int | None = None
         blob: bytes | None = None
-        for entity in ENTITIES:
-            entity_id = refs.entity_id(entity)
+        for entity, steps in _PLANS[refs.device_space]:
+            if entity == "device":
+                entity_id = refs.device
+            elif entity == "user":
+                entity_id = refs.user or refs.email
+            else:
+                entity_id = refs.ip
             if entity_id is None:
                 continue
-            state = self._state(entity, entity_id, refs, now_ms, write, ipqs_blob)
+            key = (entity, entity_id)
+            state = entities.get(key)
+            touched = False
             if state is None:
-                continue
-            for name, kind, _ in RELATIONS[entity]:
-                relation = state.relations.get(refs.set_name(kind))
-                if relation is not None:
-                    counts[name] = tuple(relation.count_since(now_ms - w) for w in self._windows)
-            if entity == "device" and state.first is not None:
-                first_seen = state.first
-            if (
-                entity == "user"
-                and state.blob_at is not None
-                and now_ms - self._ipqs_window_ms <= state.blob_at <= now_ms
-            ):
-                blob = state.blob
+                if not write:
+                    continue
+                # A new entity: each relation starts with this event's member, in every window.
+                for name, kind, _, slot in steps:
+                    member = members_of[kind]
+                    if member:
+                        if state is None:
+                            state = _EntityState()
+                        state.relations[slot] = ({member: now_ms}, [(now_ms, member)])
+                        counts[name] = full[1]
+                if state is None:
+                    continue
+                touched = True
+            else:
+                for name, kind, nx, slot in steps:
+                    relation = state.relations[slot]
+                    member = members_of[kind] if write else None
+                    if member:
+                        touched = True
+                        if relation is None:
+                            relation = state.relations[slot] = ({}, [])
+                        members, ranked = relation
+                        # ZADD NX / GT, then the trims by time and by rank.
+                        previous = members.get(member)
+                        if previous is None:
+                            members[member] = now_ms
+                            pair = (now_ms, member)
+                            if not ranked or ranked[-1] < pair:
+                                ranked.append(pair)  # the usual case: the newest member
+                            else:
+                                insort(ranked, pair)
+                            if len(ranked) > _LAZY or len(ranked) > cap:
+                                _trim(members, ranked, horizon, cap)
+                        elif not nx and now_ms > previous:
+                            members[member] = now_ms
+                            if ranked[-1][1] == member:  # the newest member, newer still
+                                ranked[-1] = (now_ms, member)
+                            else:
+                                del ranked[bisect_left(ranked, (previous, member))]
+                                insort(ranked, (now_ms, member))
+                            # Redis trims only when a member joins (ZADD answers 1).
+                    elif relation is None:
+                        continue
+                    else:
+                        ranked = relation[1]
+                    # Members at or after each window's start; when the oldest is inside the
+                    # narrowest window, all of them are inside every window.
+                    size = len(ranked)
+                    if 0 < size < 64 and ranked[0][0] >= narrowest:
+                        counts[name] = full[size]
+                    else:
+                        counts[name] = tuple(
+                            [size - bisect_left(ranked, (now_ms - w,)) for w in windows]
+                        )
+            if touched:
+                if state.first is None or now_ms < state.first:
+                    state.first = now_ms
+                if entity == "user" and ipqs_blob:
+                    state.blob, state.blob_at = ipqs_blob, now_ms
+                state.last_write = now_ms
+                entities[key] = state
+                entities.move_to_end(key)
+            if entity == "device":
+                if state.first is not None:
+                    first_seen = state.first
+            elif entity == "user":
+                blob_at = state.blob_at
+                if blob_at is not None and now_ms - self._ipqs_window_ms <= blob_at <= now_ms:
+                    blob = state.blob
         return ReuseSnapshot(counts, first_seen, blob)
 
-    def _state(
-        self,
-        entity: Entity,
-        entity_id: str,
-        refs: EntityRefs,
-        now_ms: int,
-        write: bool,
-        ipqs_blob: bytes | None,
-    ) -> _EntityState | None:
-        key = (entity, entity_id)
-        found = self._entities.get(key)
-        state = found[1] if found else None
-        if not write:
-            return state
-        if state is None:
-            state = _EntityState()
-        touched = False
-        horizon = now_ms - self._windows[-1]
-        for _, kind, mode in RELATIONS[entity]:
-            member = refs.member(kind)
-            if not member:
-                continue
-            touched = True
-            name = refs.set_name(kind)
-            relation = state.relations.get(name)
-            if relation is None:
-                relation = state.relations[name] = _Relation()
-            previous = relation.members.get(member)
-            if previous is not None and (mode == "nx" or now_ms <= previous):
-                continue
-            relation.set(member, now_ms, previous)
-            while relation.ranked and relation.ranked[0][0] < horizon:
-                relation.drop_oldest()
-            while len(relation.ranked) > self._cap:
-                relation.drop_oldest()
-        if touched:
-            if state.first is None or now_ms < state.first:
-                state.first = now_ms
-            if entity == "user" and ipqs_blob:
-                state.blob, state.blob_at = ipqs_blob, now_ms
-            self._entities[key] = (now_ms, state)
-            self._entities.move_to_end(key)
-        return state
-
     def _evict(self, now_ms: int) -> None:
+        entities = self._entities
         horizon = now_ms - self._windows[-1]
-        while self._entities:
-            key, (last_write, _) = next(iter(self._entities.items()))
-            if last_write >= horizon:
+        while entities:
+            key = next(iter(entities))
+            if entities[key].last_write >= horizon:
                 break
-            del self._entities[key]
+            del entities[key]
+
+
+def _trim(members: dict[str, int], ranked: list[tuple[int, str]], horizon: int, cap: int) -> None:
+    """What the reuse script does when a member joins: members older than ``horizon`` go
+    once the set holds more than ``_LAZY``, then the lowest ranks past ``cap``."""
+    if len(ranked) > _LAZY:
+        while ranked and ranked[0][0] < horizon:
+            del members[ranked.pop(0)[1]]
+    while len(ranked) > cap:
+        del members[ranked.pop(0)[1]]

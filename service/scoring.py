@@ -109,11 +109,14 @@ class Scorer:
             before_scoring(replies)
         return self.evaluate(obs, refs, reuse, moment)
 
-    def features_in(self, store: MemoryReuseStore, obs: Observation) -> npt.NDArray[np.float64]:
-        """The features ``assess`` would score, at the observation's own time against an
-        in-memory store, without scoring (batch paths score many rows at once)."""
-        refs = self.refs(obs)
-        reuse = store.observe(refs, int(obs.time.timestamp() * 1000), ipqs_blob=ipqs_blob(obs))
+    def features_in(
+        self, store: MemoryReuseStore, obs: Observation, time_ms: int | None = None
+    ) -> npt.NDArray[np.float64]:
+        """The features ``assess`` would score, at the observation's own time (``time_ms``
+        when the caller has it already) against an in-memory store, without scoring (batch
+        paths score many rows at once)."""
+        moment = int(obs.time.timestamp() * 1000) if time_ms is None else time_ms
+        reuse = store.observe(self.refs(obs), moment, ipqs_blob=ipqs_blob(obs))
         return self.features(obs, reuse, obs.time)
 
     def evaluate(

@@ -82,20 +82,35 @@ def inference_rows() -> list[Row]:
     return rows
 
 
-def rescore_rows(days: int = 3) -> list[Row]:
+def _seconds(function: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def rescore_rows(days: int = 3, runs: int = 3) -> list[Row]:
+    """Both passes ``runs`` times, taking turns, each at its fastest: on a busy machine a
+    single pass measures the neighbours as much as the code."""
     lines = [e.body for e in simulate(SimulationConfig(seed=13, days=days))]
     epoch = datetime.fromtimestamp(0, UTC)
-    started = time.perf_counter()
-    for line in lines:
-        decode_event(line, epoch)
-    decode_rate = len(lines) / (time.perf_counter() - started)
     settings = Settings()
     from service.app import load_model
 
     _, model, thresholds = load_model(settings)
-    started = time.perf_counter()
-    Rescorer(settings, model, thresholds).run(iter(lines), io.BytesIO(), io.BytesIO())
-    rescore_rate = len(lines) / (time.perf_counter() - started)
+
+    def decode_only() -> None:
+        for line in lines:
+            decode_event(line, epoch)
+
+    def rescore() -> None:
+        Rescorer(settings, model, thresholds).run(iter(lines), io.BytesIO(), io.BytesIO())
+
+    decode_s = rescore_s = float("inf")
+    for _ in range(runs):
+        decode_s = min(decode_s, _seconds(decode_only))
+        rescore_s = min(rescore_s, _seconds(rescore))
+    decode_rate = len(lines) / decode_s
+    rescore_rate = len(lines) / rescore_s
     # Memory separately: tracing slows Python down several times.
     tracemalloc.start()
     Rescorer(settings, model, thresholds).run(iter(lines), io.BytesIO(), io.BytesIO())
@@ -104,7 +119,7 @@ def rescore_rows(days: int = 3) -> list[Row]:
     ratio = rescore_rate / decode_rate
     return [
         Row(
-            figure=f"rescore events/s ({len(lines):,} simulated events)",
+            figure=f"rescore events/s ({len(lines):,} simulated events, best of {runs})",
             value=f"{rescore_rate:,.0f}",
             baseline=f"{decode_rate:,.0f} (decode only)",
             ratio=f"{ratio:.2f}",

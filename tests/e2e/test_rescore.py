@@ -6,18 +6,26 @@ import asyncio
 import gzip
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.app import DEFAULT_MODEL, load_model
-from service.rescore import Rescorer, Summary, read_lines
+from service.decode import decode_event
+from service.features import FeatureSpec
+from service.identifiers import IdentifierPolicy
+from service.lists import AccessLists
+from service.rescore import CHUNK, MemoPolicy, Rescorer, Summary, read_lines
+from service.reuse_memory import MemoryReuseStore
+from service.scoring import Scorer
 from service.settings import Settings
 from service.simulate import SimulationConfig, simulate
+from service.specs import iso8601
 from tests.segment_receiver import SegmentReceiver
 
 AUTH = {"authorization": "Bearer checkout-key"}
@@ -73,6 +81,74 @@ def test_bad_lines_are_rejected_with_their_line_number_and_order_is_restored(
     times = [json.loads(line)["time"] for line in out.getvalue().splitlines()]
     assert times == sorted(times)
     assert sum(summary.by_level.values()) == 60
+
+
+def test_chunked_rescoring_equals_scoring_event_by_event(settings: Settings) -> None:
+    """The batch path (chunks of rows, one model call per chunk, store times carried from
+    the reorder buffer) gives each event the verdict ``Scorer`` gives it alone, in the order
+    the events come out: across chunk boundaries, with late events among them."""
+    events = [body for _, body in stream(1300)]
+    assert len(events) > 2 * CHUNK
+    # Blocks moved back by more than the reorder window: they arrive (and are scored) late.
+    lines = events[:400] + events[600:900] + events[400:600] + events[1100:] + events[900:1100]
+    _, model, thresholds = load_model(settings)
+    out, rejects = io.BytesIO(), io.BytesIO()
+    summary = Rescorer(settings, model, thresholds, reorder_window=40).run(
+        iter(lines), out, rejects
+    )
+    assert summary.events == len(events) and summary.late > 0
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    epoch = datetime.fromtimestamp(0, UTC)
+    observations = {obs.request_id: obs for obs in (decode_event(b, epoch) for b in events)}
+    assert len(observations) == len(events)
+    scorer = Scorer(
+        policy=IdentifierPolicy(b"any key will do"),
+        store=None,
+        spec=FeatureSpec(settings.reuse_window_labels),
+        model=model,
+        thresholds=thresholds,
+        lists=AccessLists(settings),
+    )
+    store = MemoryReuseStore(
+        windows_ms=settings.reuse_windows_ms,
+        cap=settings.reuse_cap,
+        ipqs_window_ms=settings.ipqs_join_window_s * 1000,
+    )
+    for row in rows:
+        obs = observations[row["requestId"]]
+        risk = scorer.verdict(obs, scorer.features_in(store, obs))
+        assert (row["score"], row["level"], row["action"]) == (risk.score, risk.level, risk.action)
+        assert row["reasons"] == [reason.code for reason in risk.reasons]
+        assert row["time"] == iso8601(obs.time)
+
+
+def test_memo_policy_hashes_as_the_policy_does() -> None:
+    plain = IdentifierPolicy(b"k", ["void"])
+    memo = MemoPolicy(b"k", ["void"], size=8)  # small: the memo starts over several times
+    values = [f"user-{n % 13}" for n in range(60)] + ["void", " Void ", "-1", "a@b.example"]
+    for value in values:
+        assert memo.user(value) == plain.user(value)
+        assert memo.email(value) == plain.email(value)
+        assert memo.device("ipqs", value) == plain.device("ipqs", value)
+        assert memo.request("fp", value) == plain.request("fp", value)
+
+
+def test_rescoring_puts_the_garbage_collector_back_as_it_was(settings: Settings) -> None:
+    import gc
+
+    _, model, thresholds = load_model(settings)
+    before = gc.get_threshold()
+    lines = [body for _, body in stream(20)]
+    Rescorer(settings, model, thresholds).run(iter(lines), io.BytesIO(), io.BytesIO())
+    assert gc.get_threshold() == before
+
+    def broken_input() -> Iterator[bytes]:
+        yield lines[0]
+        raise OSError("the input went away")
+
+    with pytest.raises(OSError, match="went away"):
+        Rescorer(settings, model, thresholds).run(broken_input(), io.BytesIO(), io.BytesIO())
+    assert gc.get_threshold() == before
 
 
 def test_compare_model_reports_changed_actions(settings: Settings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from redis.asyncio import Redis
 
 from service.keys import Keys
@@ -12,17 +13,20 @@ from service.reuse_memory import MemoryReuseStore
 
 MINUTE = 60_000
 WINDOWS = (5 * MINUTE, 60 * MINUTE, 24 * 60 * MINUTE)
+WIDE = (5 * MINUTE, 60 * MINUTE, 72 * 60 * MINUTE)  # the whole stream: large relations
 T0 = 1_790_000_000_000
 
 
-def stream(seed: int, length: int) -> list[tuple[EntityRefs, int, bytes | None]]:
-    """Random observations over ~20 hours with heavy reuse, late arrivals and retries."""
+def stream(seed: int, length: int, late: bool = True) -> list[tuple[EntityRefs, int, bytes | None]]:
+    """Random observations over ~50 hours with heavy reuse, retries and (unless ``late`` is
+    False) late arrivals."""
     rng = random.Random(seed)
     events: list[tuple[EntityRefs, int, bytes | None]] = []
     now = T0
     for n in range(length):
         now += rng.randint(0, 4 * MINUTE)
-        at = now - rng.choice([0, 0, 0, 0, rng.randint(0, 30 * MINUTE)])  # some arrive late
+        delay = rng.choice([0, 0, 0, 0, rng.randint(0, 30 * MINUTE)])  # some arrive late
+        at = now - delay if late else now
 
         def pick(prefix: str, pool: int) -> str | None:
             return None if rng.random() < 0.15 else f"{prefix}{rng.randint(1, pool)}"
@@ -46,14 +50,26 @@ def stream(seed: int, length: int) -> list[tuple[EntityRefs, int, bytes | None]]
     return events
 
 
-async def test_redis_and_memory_agree_on_every_count(redis_client: Redis, prefix: str) -> None:
-    cap = 6  # small, so rank trimming happens often
+@pytest.mark.parametrize(
+    ("cap", "late", "windows"),
+    [
+        pytest.param(6, True, WINDOWS, id="small-cap"),  # rank trimming happens often
+        # Relations grow past the sizes whose counts the memory store takes from a table.
+        pytest.param(80, False, WIDE, id="large-relations"),
+        # Late events reach back past trims: both stores must trim at the same moments.
+        pytest.param(50, True, WINDOWS, id="late-events-past-8-members"),
+        pytest.param(12, True, WIDE, id="late-events-wide-windows"),
+    ],
+)
+async def test_redis_and_memory_agree_on_every_count(
+    redis_client: Redis, prefix: str, cap: int, late: bool, windows: tuple[int, ...]
+) -> None:
     redis_store = ReuseStore(
-        redis_client, Keys(prefix), windows_ms=WINDOWS, cap=cap, ipqs_window_ms=30 * MINUTE
+        redis_client, Keys(prefix), windows_ms=windows, cap=cap, ipqs_window_ms=30 * MINUTE
     )
-    memory_store = MemoryReuseStore(windows_ms=WINDOWS, cap=cap, ipqs_window_ms=30 * MINUTE)
+    memory_store = MemoryReuseStore(windows_ms=windows, cap=cap, ipqs_window_ms=30 * MINUTE)
     compared, largest, joined = 0, 0, 0
-    for refs, at, blob in stream(seed=11, length=1500):
+    for refs, at, blob in stream(seed=11, length=1500, late=late):
         from_redis = await redis_store.observe(refs, at, ipqs_blob=blob)
         from_memory = memory_store.observe(refs, at, ipqs_blob=blob)
         assert from_memory == from_redis, (refs, at)
@@ -80,3 +96,30 @@ def test_memory_is_bounded_by_active_entities() -> None:
         # A new device every minute: after a day, old ones must have been evicted.
         store.observe(EntityRefs(device=f"d{n}", event=f"r{n}"), T0 + n * MINUTE)
     assert len(store) <= 24 * 60 + 1
+
+
+async def test_a_late_event_counts_what_trimming_left_in_both_stores(
+    redis_client: Redis, prefix: str
+) -> None:
+    """Redis trims a small set by time only once it holds more than 8 members, so a late
+    event still counts a member older than the newest event's horizon; so must memory."""
+    day = 24 * 60 * MINUTE
+    windows = (MINUTE, day)
+    redis_store = ReuseStore(
+        redis_client, Keys(prefix), windows_ms=windows, cap=100, ipqs_window_ms=MINUTE
+    )
+    memory_store = MemoryReuseStore(windows_ms=windows, cap=100, ipqs_window_ms=MINUTE)
+    history = [
+        (EntityRefs(device="D", user="old"), T0),
+        # The device stays active (memory evicts an entity a whole window idle; Redis's TTLs
+        # run on the wall clock, not on these event times).
+        (EntityRefs(device="D", event="visit"), T0 + day // 2),
+        (EntityRefs(device="D", user="new"), T0 + day + 10 * MINUTE),  # past old's horizon
+        (EntityRefs(device="D", user="late"), T0 + day - 10 * MINUTE),  # happened before
+    ]
+    for refs, at in history:
+        from_redis = await redis_store.observe(refs, at)
+        assert memory_store.observe(refs, at) == from_redis
+    # The late event's day reaches back to "old", which neither store has trimmed (and its
+    # minute holds itself and "new": counts run from the window's start onwards).
+    assert from_redis.counts["users_per_device"] == (2, 3)
