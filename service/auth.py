@@ -17,6 +17,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from service.asgi_headers import scope_header
 from service.errors import Forbidden, Unauthorized
 from service.ratelimit import key_id
 from service.settings import Secret, Settings
@@ -29,7 +30,7 @@ ADMIN_SECURITY: list[dict[str, list[str]]] = [{"adminKey": []}]
 def _presented_key(connection: ASGIConnection, keys: Sequence[Secret]) -> bytes:  # type: ignore[type-arg]
     """The bearer token if it is one of ``keys``; 401 otherwise."""
     # Straight from the ASGI scope: building Litestar's Headers costs more than the check.
-    header = next((v for k, v in connection.scope["headers"] if k == b"authorization"), b"")
+    header = scope_header(connection.scope, b"authorization") or b""
     scheme, _sep, token = header.decode("latin-1").partition(" ")
     presented = token.strip().encode("latin-1")
     matched = False

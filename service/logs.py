@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.asgi_headers import scope_header
+
 HEADER = b"x-request-id"
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SANE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -30,7 +32,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        given = next((v for k, v in scope["headers"] if k == HEADER), None)
+        given = scope_header(scope, HEADER)
         # 32 hex digits like uuid4().hex, at a quarter of its cost.
         request_id = given.decode() if given and _SANE.match(given) else secrets.token_hex(16)
         token = _current.set(request_id)

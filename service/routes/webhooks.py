@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.enums import ParamType
@@ -12,6 +12,7 @@ from litestar.openapi.spec import Example, OpenAPIType, Parameter, Schema
 from litestar.params import RawBody
 from litestar.response.base import ASGIResponse
 
+from service.asgi_headers import scope_header
 from service.auth import SECURITY, require_api_key
 from service.errors import error_responses
 from service.fingerprint_v3 import WebhookV3
@@ -19,7 +20,7 @@ from service.fingerprint_v4 import WebhookV4
 from service.ingest import Ingested, Ingestor, WebhookAnswer
 from service.ipqs import IpqsResult
 from service.openapi import json_body
-from service.routes.hot_path import documented_answer, json_answer, raw_header
+from service.routes.hot_path import documented_answer, json_answer
 from service.signature import HEADER
 
 
@@ -63,9 +64,9 @@ class WebhookController(Controller):
         """Verify, decode, deduplicate and enqueue the Segment specs of one identification event."""
         # The hot path: no injection, the answer encoded by hand (service.routes.hot_path).
         ingestor: Ingestor = request.app.state.ingestor
-        signature = raw_header(request, HEADER.encode())
-        result = await ingestor.fingerprint(await request.body(), signature)
-        return json_answer(result.answer, _replay_headers(result))
+        raw = scope_header(request.scope, HEADER.encode())
+        signature = None if raw is None else raw.decode("latin-1")
+        return _answer(await ingestor.fingerprint(await request.body(), signature))
 
     @post(
         "/ipqs",
@@ -74,21 +75,19 @@ class WebhookController(Controller):
         summary="Ingest an IPQS device fingerprint result (API key required)",
         before_request=require_api_key,
         security=SECURITY,
-        responses=error_responses(400, 401, 413, 422, 503),
+        responses={
+            **documented_answer(WebhookAnswer, "What was emitted or skipped, and the verdict"),
+            **error_responses(400, 401, 413, 422, 503),
+        },
         operation_class=json_body(
             IpqsResult, description="An IPQS Device Fingerprint result; unknown fields ignored."
         ),
     )
-    async def ipqs(
-        self, body: RawBody, ingestor: NamedDependency[Ingestor]
-    ) -> Response[WebhookAnswer]:
+    async def ipqs(self, body: RawBody, ingestor: NamedDependency[Ingestor]) -> ASGIResponse:
         """Score an IPQS result, feed its device and user into reuse signals, identify its user."""
         return _answer(await ingestor.ipqs(body))
 
 
-def _replay_headers(result: Ingested) -> dict[str, str]:
-    return {"riskwire-replayed": "true"} if result.replayed else {}
-
-
-def _answer(result: Ingested) -> Response[WebhookAnswer]:
-    return Response(result.answer, headers=_replay_headers(result))
+def _answer(result: Ingested) -> ASGIResponse:
+    """Both webhooks' answer: a replayed delivery gets the first answer, marked as such."""
+    return json_answer(result.answer, {"riskwire-replayed": "true"} if result.replayed else None)
