@@ -101,21 +101,19 @@ THRESHOLDS = Thresholds(review=50, block=80)
 VERSION = "baseline-2026.11.1"
 
 
-def coefficient(name: str) -> float:
+def _signal_coefficient(name: str) -> float:
     if name in SUSPECT_SCORE_POINTS:
         return SUSPECT_SCORE_POINTS[name] * POINT
     if name in JUDGMENT_POINTS:
         return JUDGMENT_POINTS[name] * POINT
-    if name in OTHER:
-        return OTHER[name]
-    relation, _, label = name.rpartition("_")
-    return REUSE[relation][BASELINE_WINDOWS.index(label)]
+    return OTHER[name]
 
 
 def prior_weights(spec: FeatureSpec) -> list[float]:
-    """These coefficients for any window configuration: what training starts from and pulls
-    towards (``service.training.fit_logistic``). A reuse window takes the weight of the
-    baseline window of the same rank (narrowest, widest, or in between)."""
+    """The coefficients for any window configuration: the baseline's own (``spec`` with
+    ``BASELINE_WINDOWS``), and what training starts from and pulls towards
+    (``service.training.fit_logistic``). A reuse window takes the weight of the baseline
+    window of the same rank (narrowest, widest, or in between)."""
     last = len(spec.window_labels) - 1
     weights = []
     for name in spec.names:
@@ -124,7 +122,7 @@ def prior_weights(spec: FeatureSpec) -> list[float]:
             rank = spec.window_labels.index(label)
             weights.append(REUSE[relation][0 if rank == 0 else 2 if rank == last else 1])
         else:
-            weights.append(coefficient(name))
+            weights.append(_signal_coefficient(name))
     return weights
 
 
@@ -137,7 +135,7 @@ def build_baseline() -> tuple[Artifact, Manifest]:
         feature_spec=ref,
         model=Logistic(
             intercept=round(INTERCEPT, 6),
-            coefficients=[round(coefficient(name), 6) for name in spec.names],
+            coefficients=[round(weight, 6) for weight in prior_weights(spec)],
         ),
         thresholds=THRESHOLDS,
     )
