@@ -38,6 +38,7 @@ from service.ratelimit import RateLimiter
 from service.redis_link import MultiplexedLink
 from service.reuse import ReuseStore
 from service.routes import AdminController, HealthController, ScoreController, WebhookController
+from service.routes.hot_path import hot_routes
 from service.scoring import Scorer
 from service.settings import Settings, SettingsError
 from service.transport import FileSinkTransport, HttpTransport, Transport
@@ -230,7 +231,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         route_handlers=[WebhookController, ScoreController, AdminController, HealthController],
         lifespan=[_resources(settings, spec, model, thresholds, lists, clock)],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_id_middleware, metrics.middleware],
+        # Innermost last: the hot routes are answered inside the request-id and metrics layers.
+        middleware=[request_id_middleware, metrics.middleware, hot_routes(settings.max_body_bytes)],
         # Logging is configured once per process by the entry points (service.logs).
         logging_config=None,
         request_max_body_size=settings.max_body_bytes,

@@ -2,10 +2,11 @@
 
 Checkout backends use ``RISKWIRE_API_KEYS``; the outbox admin routes use their own
 ``RISKWIRE_ADMIN_API_KEYS``, so a leaked checkout key cannot replay or purge messages.
-Both are coroutines on purpose: Litestar runs a plain function in a worker thread, a thread
-hop (~15 % of a score request's CPU) every call. The checkout check is a before-request hook
-rather than a guard because Litestar copies the route handler for every guard call; the
-admin routes are cold and keep the guard.
+The hooks are coroutines on purpose: Litestar runs a plain function in a worker thread, a
+thread hop (~15 % of a score request's CPU) every call. The checkout check is a before-request
+hook rather than a guard because Litestar copies the route handler for every guard call; the
+admin routes are cold and keep the guard. The hot routes' lanes (``service.routes.hot_path``)
+run no hooks: they call ``checkout_key`` themselves.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Scope
 
 from service.asgi_headers import scope_header
 from service.errors import Forbidden, Unauthorized
@@ -23,14 +25,13 @@ from service.ratelimit import key_id
 from service.settings import Secret, Settings
 
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
-_KEY_ID = "riskwire.api_key_id"
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"adminKey": []}]
 
 
-def _presented_key(connection: ASGIConnection, keys: Sequence[Secret]) -> bytes:  # type: ignore[type-arg]
+def _presented_key(scope: Scope, keys: Sequence[Secret]) -> bytes:
     """The bearer token if it is one of ``keys``; 401 otherwise."""
     # Straight from the ASGI scope: building Litestar's Headers costs more than the check.
-    header = scope_header(connection.scope, b"authorization") or b""
+    header = scope_header(scope, b"authorization") or b""
     scheme, _sep, token = header.decode("latin-1").partition(" ")
     presented = token.strip().encode("latin-1")
     matched = False
@@ -44,20 +45,17 @@ def _presented_key(connection: ASGIConnection, keys: Sequence[Secret]) -> bytes:
     return presented
 
 
+def checkout_key(scope: Scope, settings: Settings) -> str:
+    """The id of the checkout API key presented (a hash, for per-key rate limits; never the
+    key itself); 401 when none of ``RISKWIRE_API_KEYS`` is presented."""
+    return key_id(_presented_key(scope, settings.api_keys).decode(errors="replace"))
+
+
 async def require_api_key(request: Request) -> None:  # type: ignore[type-arg]
     """A before-request hook, not a guard: Litestar copies the route handler for every
     guard call, ~4 % of a score request's CPU."""
     settings: Settings = request.app.state.settings
-    presented = _presented_key(request, settings.api_keys)
-    # Which key it was, for per-key rate limits: a hash, never the key. Kept in the scope's
-    # state dict itself: ``request.state`` builds a State object on every access.
-    request.scope["state"][_KEY_ID] = key_id(presented.decode(errors="replace"))
-
-
-def api_key_id(request: Request) -> str | None:  # type: ignore[type-arg]
-    """The hashed id of the API key ``require_api_key`` accepted for this request."""
-    found: str | None = request.scope["state"].get(_KEY_ID)
-    return found
+    _presented_key(request.scope, settings.api_keys)
 
 
 async def require_admin_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
@@ -67,4 +65,4 @@ async def require_admin_key(connection: ASGIConnection, _: BaseRouteHandler) -> 
             "the admin API is disabled: set RISKWIRE_ADMIN_API_KEYS to enable it",
             field="RISKWIRE_ADMIN_API_KEYS",
         )
-    _presented_key(connection, settings.admin_api_keys)
+    _presented_key(connection.scope, settings.admin_api_keys)

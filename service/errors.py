@@ -189,3 +189,13 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     RedisError: _redis,
     Exception: _unexpected,
 }
+
+
+def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The answer ``EXCEPTION_HANDLERS`` give ``exc``, for code that runs outside Litestar's
+    exception layer (``service.routes.hot_path``)."""
+    for kind in type(exc).__mro__:
+        handler = EXCEPTION_HANDLERS.get(kind)
+        if handler is not None:
+            return handler(request, exc)
+    return _unexpected(request, exc)

@@ -9,8 +9,9 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, RawBody
 from litestar.response.base import ASGIResponse
+from litestar.types import Scope
 
-from service.auth import SECURITY, api_key_id, require_api_key
+from service.auth import SECURITY, checkout_key, require_api_key
 from service.checkout import (
     RescoreRequest,
     RescoreResult,
@@ -22,7 +23,7 @@ from service.checkout import (
 from service.errors import error_responses
 from service.labels import LabelBatch, LabelsRecorded
 from service.openapi import json_body
-from service.routes.hot_path import documented_answer, json_answer
+from service.routes.hot_path import LANE, Answer, documented_answer, encoded, through
 
 
 def provide_scores(state: State) -> ScoreService:
@@ -30,10 +31,16 @@ def provide_scores(state: State) -> ScoreService:
     return service
 
 
+async def score_lane(scope: Scope, body: bytes) -> Answer:
+    """``POST /v1/score``: the API key, then the verdict (``service.routes.hot_path``)."""
+    state = scope["litestar_app"].state
+    scores: ScoreService = state.scores
+    return encoded(await scores.score(body, checkout_key(scope, state.settings)))
+
+
 class ScoreController(Controller):
     path = "/v1"
     tags = ["scores"]
-    before_request = staticmethod(require_api_key)
     security = SECURITY
     dependencies = {"scores": Provide(provide_scores, sync_to_thread=False)}
 
@@ -50,18 +57,17 @@ class ScoreController(Controller):
             description="At least one of requestId, visitorId, event (a Fingerprint v3 or v4 "
             "event) or ipqs; userId / email / ip are authoritative. Unknown fields are refused.",
         ),
+        opt={LANE: score_lane},
     )
     async def score(self, request: Request[Any, Any, Any]) -> ASGIResponse:
         """Score a visitor for a checkout: by requestId, visitorId, inline event or IPQS result."""
-        # The hot path: no injection, the answer encoded by hand (service.routes.hot_path).
-        scores: ScoreService = request.app.state.scores
-        answer = await scores.score(await request.body(), api_key_id(request))
-        return json_answer(answer)
+        return await through(score_lane, request)
 
     @post(
         "/labels",
         operation_id="recordLabels",
         status_code=200,
+        before_request=require_api_key,
         responses=error_responses(400, 401, 413, 422, 503),
         operation_class=json_body(
             LabelBatch,
@@ -77,6 +83,7 @@ class ScoreController(Controller):
         "/rescore",
         operation_id="rescoreVisitorOrUser",
         status_code=200,
+        before_request=require_api_key,
         responses=error_responses(400, 401, 404, 422, 503),
         operation_class=json_body(
             RescoreRequest,
@@ -91,6 +98,7 @@ class ScoreController(Controller):
     @get(
         "/visitors/{visitor_id:str}",
         operation_id="getVisitor",
+        before_request=require_api_key,
         responses=error_responses(401, 422, 503),
     )
     async def visitor(

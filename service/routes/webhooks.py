@@ -5,34 +5,49 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
 from litestar.enums import ParamType
 from litestar.openapi.spec import Example, OpenAPIType, Parameter, Schema
-from litestar.params import RawBody
 from litestar.response.base import ASGIResponse
+from litestar.types import Scope
 
 from service.asgi_headers import scope_header
-from service.auth import SECURITY, require_api_key
+from service.auth import SECURITY, checkout_key
 from service.errors import error_responses
 from service.fingerprint_v3 import WebhookV3
 from service.fingerprint_v4 import WebhookV4
 from service.ingest import Ingested, Ingestor, WebhookAnswer
 from service.ipqs import IpqsResult
 from service.openapi import json_body
-from service.routes.hot_path import documented_answer, json_answer
+from service.routes.hot_path import LANE, Answer, documented_answer, encoded, through
 from service.signature import HEADER
 
+_SIGNATURE = HEADER.encode()
+_REPLAYED = ((b"riskwire-replayed", b"true"),)
 
-def provide_ingestor(state: State) -> Ingestor:
+
+def _answer(result: Ingested) -> Answer:
+    """Both webhooks' answer: a replayed delivery gets the first answer, marked as such."""
+    return encoded(result.answer, _REPLAYED if result.replayed else ())
+
+
+async def fingerprint_lane(scope: Scope, body: bytes) -> Answer:
+    """``POST /webhooks/fingerprint`` (``service.routes.hot_path``)."""
+    ingestor: Ingestor = scope["litestar_app"].state.ingestor
+    raw = scope_header(scope, _SIGNATURE)
+    return _answer(await ingestor.fingerprint(body, None if raw is None else raw.decode("latin-1")))
+
+
+async def ipqs_lane(scope: Scope, body: bytes) -> Answer:
+    """``POST /webhooks/ipqs``: a checkout API key, then the result."""
+    state = scope["litestar_app"].state
+    checkout_key(scope, state.settings)
     ingestor: Ingestor = state.ingestor
-    return ingestor
+    return _answer(await ingestor.ipqs(body))
 
 
 class WebhookController(Controller):
     path = "/webhooks"
     tags = ["webhooks"]
-    dependencies = {"ingestor": Provide(provide_ingestor, sync_to_thread=False)}
 
     @post(
         "/fingerprint",
@@ -59,21 +74,17 @@ class WebhookController(Controller):
                 )
             ],
         ),
+        opt={LANE: fingerprint_lane},
     )
     async def fingerprint(self, request: Request[Any, Any, Any]) -> ASGIResponse:
         """Verify, decode, deduplicate and enqueue the Segment specs of one identification event."""
-        # The hot path: no injection, the answer encoded by hand (service.routes.hot_path).
-        ingestor: Ingestor = request.app.state.ingestor
-        raw = scope_header(request.scope, HEADER.encode())
-        signature = None if raw is None else raw.decode("latin-1")
-        return _answer(await ingestor.fingerprint(await request.body(), signature))
+        return await through(fingerprint_lane, request)
 
     @post(
         "/ipqs",
         operation_id="ingestIpqsResult",
         status_code=200,
         summary="Ingest an IPQS device fingerprint result (API key required)",
-        before_request=require_api_key,
         security=SECURITY,
         responses={
             **documented_answer(WebhookAnswer, "What was emitted or skipped, and the verdict"),
@@ -82,12 +93,8 @@ class WebhookController(Controller):
         operation_class=json_body(
             IpqsResult, description="An IPQS Device Fingerprint result; unknown fields ignored."
         ),
+        opt={LANE: ipqs_lane},
     )
-    async def ipqs(self, body: RawBody, ingestor: NamedDependency[Ingestor]) -> ASGIResponse:
+    async def ipqs(self, request: Request[Any, Any, Any]) -> ASGIResponse:
         """Score an IPQS result, feed its device and user into reuse signals, identify its user."""
-        return _answer(await ingestor.ipqs(body))
-
-
-def _answer(result: Ingested) -> ASGIResponse:
-    """Both webhooks' answer: a replayed delivery gets the first answer, marked as such."""
-    return json_answer(result.answer, {"riskwire-replayed": "true"} if result.replayed else None)
+        return await through(ipqs_lane, request)
