@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import msgspec
 
+# Between an entity's hashed id and the name of one of its keys: the hash tag closes.
+ENTITY_NAME = "}:"
+
 
 class Keys(msgspec.Struct, frozen=True):
     prefix: str
@@ -26,7 +29,11 @@ class Keys(msgspec.Struct, frozen=True):
 
     def entity(self, entity: str, hashed_id: str, name: str) -> str:
         """A key of one device / user / IP: every key of an entity shares its hash tag."""
-        return f"{self.prefix}:{{{entity[0]}:{hashed_id}}}:{name}"
+        return f"{self.entity_head(entity)}{hashed_id}{ENTITY_NAME}{name}"
+
+    def entity_head(self, entity: str) -> str:
+        """What every key of an ``entity`` starts with, up to its hashed id."""
+        return f"{self.prefix}:{{{entity[0]}:"
 
     def history(self, hashed_device: str) -> str:
         return self.entity("device", hashed_device, "scores")

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import string
 from collections.abc import Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import msgspec
 from redis.asyncio import Redis
 
-from service.keys import Keys
+from service.keys import ENTITY_NAME, Keys
 from service.lua import Command, Link, LuaScript, execute
 from service.redis_link import PooledLink
 
@@ -159,10 +159,6 @@ class EntityRefs(msgspec.Struct, frozen=True, kw_only=True):
     linked: str | None = None
     event: str | None = None
 
-    def member(self, kind: str) -> str | None:
-        value: str | None = getattr(self, kind)
-        return value
-
     def set_name(self, kind: str) -> str:
         """The name of the set holding members of ``kind`` (under a user or an IP)."""
         return device_set(self.device_space) if kind == "device" else kind
@@ -181,6 +177,18 @@ class ReuseSnapshot(msgspec.Struct, frozen=True):
     ipqs_blob: bytes | None = None
 
 
+class _Plan(NamedTuple):
+    """How one entity's script is called for one device id space, worked out once: the
+    hot path then only joins the entity id into the keys and reads members off the refs."""
+
+    script: LuaScript
+    tag: str  # what every key starts with, up to the entity id
+    suffixes: tuple[str, ...]  # after the entity id: the relations' sets, then the meta hash
+    kinds: tuple[str, ...]  # the ``EntityRefs`` member of each relation
+    names: tuple[str, ...]  # the relation names, in the reply's order
+    joins_ipqs: bool
+
+
 class ReuseStore:
     def __init__(
         self,
@@ -193,11 +201,17 @@ class ReuseStore:
         link: Link | None = None,
     ) -> None:
         self._link = link or PooledLink(redis)
-        self._keys = keys
         self._windows = tuple(windows_ms)
-        self._scripts = {
+        scripts = {
             entity: _script(entity, self._windows, cap, ipqs_window_ms) for entity in ENTITIES
         }
+        self._scripts = list(scripts.values())
+        self._plans = {
+            (entity, space): _plan(keys, entity, space, scripts[entity])
+            for entity in ENTITIES
+            for space in DEVICE_SPACES
+        }
+        self._nothing = {name: (0,) * len(self._windows) for name in RELATION_NAMES}
 
     @property
     def windows_ms(self) -> tuple[int, ...]:
@@ -226,41 +240,60 @@ class ReuseStore:
         also_scripts: Sequence[LuaScript] = (),
     ) -> tuple[ReuseSnapshot, list[Any]]:
         """``observe``, with ``also`` sent in the same round trip; their replies second."""
-        calls = [(e, entity_id) for e in ENTITIES if (entity_id := refs.entity_id(e)) is not None]
-        counts = {name: (0,) * len(self._windows) for name in RELATION_NAMES}
-        if not calls and not also:
+        plans: list[tuple[Entity, _Plan]] = []
+        commands: list[Command] = []
+        flag = "1" if write else "0"
+        for entity in ENTITIES:
+            entity_id = refs.entity_id(entity)
+            if entity_id is None:
+                continue
+            plan = self._plans[entity, refs.device_space]
+            base = plan.tag + entity_id
+            blob = ipqs_blob if plan.joins_ipqs and ipqs_blob else b""
+            commands.append(
+                (
+                    "EVALSHA",
+                    plan.script.sha,
+                    len(plan.suffixes),
+                    *[base + suffix for suffix in plan.suffixes],
+                    now_ms,
+                    flag,
+                    *[getattr(refs, kind) or "" for kind in plan.kinds],
+                    blob,
+                )
+            )
+            plans.append((entity, plan))
+        counts = dict(self._nothing)
+        if not commands and not also:
             return ReuseSnapshot(counts), []
-
-        commands = []
-        for entity, entity_id in calls:
-            relations = RELATIONS[entity]
-            keys = [
-                self._keys.entity(entity, entity_id, refs.set_name(kind))
-                for _, kind, _ in relations
-            ]
-            keys.append(self._keys.entity(entity, entity_id, "meta"))
-            args: list[str | int | bytes] = [now_ms, "1" if write else "0"]
-            args += [refs.member(kind) or "" for _, kind, _ in relations]
-            args.append(ipqs_blob if (entity == "user" and ipqs_blob) else b"")
-            commands.append(self._scripts[entity].call(keys, args))
-        commands += also
-        replies = await execute(self._link, commands, [*self._scripts.values(), *also_scripts])
-        extra = replies[len(calls) :]
-        replies = replies[: len(calls)]
+        replies = await execute(self._link, [*commands, *also], [*self._scripts, *also_scripts])
         first_seen: int | None = None
-        blob: bytes | None = None
+        blob_seen: bytes | None = None
         width = len(self._windows)
-        for (entity, _), reply in zip(calls, replies, strict=True):
-            values = cast(list[int | bytes | None], reply)
-            for index, (name, _, _) in enumerate(RELATIONS[entity]):
-                window_counts = values[index * width : (index + 1) * width]
-                counts[name] = tuple(v if isinstance(v, int) else 0 for v in window_counts)
+        for (entity, plan), reply in zip(plans, replies, strict=False):
+            values = cast(list[Any], reply)
+            # Counts are ZCOUNT integers; the meta pair follows them.
+            for index, name in enumerate(plan.names):
+                counts[name] = tuple(values[index * width : (index + 1) * width])
             marker = values[-2]
-            if entity == "device" and isinstance(marker, int) and marker >= 0:
+            if entity == "device" and marker >= 0:
                 first_seen = marker
-            if entity == "user" and isinstance(values[-1], bytes):
-                blob = values[-1]
-        return ReuseSnapshot(counts, first_seen, blob), extra
+            if plan.joins_ipqs and isinstance(values[-1], bytes):
+                blob_seen = values[-1]
+        return ReuseSnapshot(counts, first_seen, blob_seen), replies[len(plans) :]
+
+
+def _plan(keys: Keys, entity: Entity, space: DeviceSpace, script: LuaScript) -> _Plan:
+    relations = RELATIONS[entity]
+    set_names = [device_set(space) if kind == "device" else kind for _, kind, _ in relations]
+    return _Plan(
+        script=script,
+        tag=keys.entity_head(entity),
+        suffixes=tuple(ENTITY_NAME + name for name in [*set_names, "meta"]),
+        kinds=tuple(kind for _, kind, _ in relations),
+        names=tuple(name for name, _, _ in relations),
+        joins_ipqs=entity == "user",
+    )
 
 
 def device_set(space: DeviceSpace) -> str:
