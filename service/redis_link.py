@@ -70,12 +70,10 @@ class _Waiting:
     replies: list[Any] = field(default_factory=list)
 
 
-def _reply(value: Any) -> Any:
-    if isinstance(value, hiredis.ReplyError):
-        return BaseParser.parse_error(str(value))  # type: ignore[no-untyped-call]
-    if isinstance(value, list):
-        return [_reply(v) for v in value]
-    return value
+def _error(value: hiredis.ReplyError) -> Exception:
+    """redis-py's exception for an error reply (NOSCRIPT -> NoScriptError and so on)."""
+    error: Exception = BaseParser.parse_error(str(value))  # type: ignore[no-untyped-call]
+    return error
 
 
 class _Wire(asyncio.Protocol):
@@ -103,9 +101,9 @@ class _Wire(asyncio.Protocol):
                 self.fail(RedisConnectionError("unexpected reply from Redis"))
                 return
             head = waiting[0]
-            head.replies.append(
-                _reply(value) if isinstance(value, hiredis.ReplyError | list) else value
-            )
+            # Only a command's own reply is checked for an error: none of the batches sent
+            # here (scripts, plain commands, no MULTI) nests one inside an array.
+            head.replies.append(_error(value) if isinstance(value, hiredis.ReplyError) else value)
             if len(head.replies) == head.expected:
                 waiting.popleft()
                 if not head.future.done():  # its caller may have been cancelled

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import pytest
 
 from service.identifiers import IdentifierPolicy
@@ -76,3 +79,19 @@ async def test_a_lazily_loaded_key_is_fetched_once() -> None:
     await lazy.ready()
     assert calls == 1
     assert lazy.user("u") == IdentifierPolicy(b"z" * 32).user("u")
+
+
+def test_digest_is_keyed_blake2b_of_kind_and_value_whatever_came_before() -> None:
+    """The per-kind state the digest continues from never leaks one value into the next."""
+    key = b"k" * 40
+    policy = IdentifierPolicy(key)
+    values = [
+        ("user", "alice"),
+        ("user", "bob"),
+        ("ip", "1.2.3.4"),
+        ("device:fp", "Vé"),
+        ("user", ""),
+    ]
+    for kind, value in [*values, ("user", ""), *values]:
+        mac = hashlib.blake2b(f"{kind}\x00{value}".encode(), key=key, digest_size=12)
+        assert policy.digest(kind, value) == base64.urlsafe_b64encode(mac.digest()).decode()
