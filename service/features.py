@@ -17,6 +17,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from datetime import datetime
+from operator import attrgetter
 
 import msgspec
 import numpy as np
@@ -51,9 +52,12 @@ def _flag(value: bool | None) -> float:
     return 1.0 if value else 0.0
 
 
+_SIGNAL_FLAG = "flag:signals."
+
+
 def _signal(name: str, meaning: str) -> Feature:
     return Feature(
-        name, meaning, f"flag:signals.{name}", lambda f: _flag(getattr(f.obs.signals, name))
+        name, meaning, _SIGNAL_FLAG + name, lambda f: _flag(getattr(f.obs.signals, name))
     )
 
 
@@ -168,23 +172,33 @@ class FeatureSpec:
             ),
         )
         self.names: tuple[str, ...] = tuple(f.name for f in self.features)
-        # The reuse block is the tail of the spec, relation-major: computed in one numpy
-        # expression on the hot path (``vector``), feature by feature in ``vector_slow``.
-        self._signal_features = self.features[
-            : len(self.features) - len(RELATION_NAMES) * len(window_labels)
-        ]
+        # The hot path (``vector``) reads the run of Fingerprint signal flags off
+        # ``obs.signals`` in one attrgetter call and the reuse block (the tail of the spec,
+        # relation-major) in three numpy calls; ``vector_slow`` is the definition.
+        self._reuse_start = len(self.features) - len(RELATION_NAMES) * len(window_labels)
+        flags = [i for i, f in enumerate(self.features) if f.kind.startswith(_SIGNAL_FLAG)]
+        if flags != list(range(flags[0], flags[-1] + 1)):
+            raise ValueError("the signal flags must be one run of the feature spec")
+        self._head = self.features[: flags[0]]
+        self._flags = attrgetter(*(self.features[i].kind[len(_SIGNAL_FLAG) :] for i in flags))
+        self._tail = self.features[flags[-1] + 1 : self._reuse_start]
         described = "\n".join(f"{f.name}\t{f.kind}\t{f.meaning}" for f in self.features)
         self.hash = hashlib.sha256(f"{FEATURE_SPEC_VERSION}\n{described}".encode()).hexdigest()
         self.version = FEATURE_SPEC_VERSION
-        self._reuse_size = len(RELATION_NAMES) * len(window_labels)
 
     def vector(self, item: FeatureInput) -> npt.NDArray[np.float64]:
-        signals = [f.compute(item) for f in self._signal_features]
+        values = [f.compute(item) for f in self._head]
+        values += [1.0 if flag else 0.0 for flag in self._flags(item.obs.signals)]
+        values += [f.compute(item) for f in self._tail]
         counts = item.reuse.counts
-        reuse = np.fromiter(
-            (c for name in RELATION_NAMES for c in counts[name]), np.float64, self._reuse_size
-        )
-        return np.concatenate((signals, np.log1p(np.maximum(reuse - 1.0, 0.0))))
+        for name in RELATION_NAMES:
+            values += counts[name]
+        x = np.array(values, dtype=np.float64)
+        reuse = x[self._reuse_start :]  # a view: transformed in place
+        np.subtract(reuse, 1.0, out=reuse)
+        np.maximum(reuse, 0.0, out=reuse)
+        np.log1p(reuse, out=reuse)
+        return x
 
     def vector_slow(self, item: FeatureInput) -> npt.NDArray[np.float64]:
         """Every feature through its own ``compute``: the definition ``vector`` must match."""

@@ -85,12 +85,30 @@ def test_the_fast_feature_vector_matches_every_features_own_transform() -> None:
     import random
 
     rng = random.Random(4)
-    for _ in range(200):
+    flags = [name for name in Signals.__struct_fields__ if name != "suspect_score"]
+    seen = np.zeros(len(SPEC))
+    for _ in range(300):
         counts = tuple(rng.choice([0, 1, 2, 7, 40]) for _ in range(3))
         snapshot = reuse(**{name: counts for name in rng.sample(RELATION_NAMES, 4)})
-        signals = Signals(tor=rng.random() < 0.5, bot=rng.random() < 0.5, suspect_score=30)
-        item = FeatureInput(obs(signals=signals, confidence=rng.random()), snapshot, None, NOW)
-        assert np.array_equal(SPEC.vector(item), SPEC.vector_slow(item))
+        signals = Signals(
+            **{name: rng.choice([True, False, None]) for name in flags},
+            suspect_score=rng.choice([None, 0, 30, 250]),
+        )
+        ipqs = rng.choice(
+            [None, IpqsSignals(fraud_chance=90, recent_abuse=True, bot_status=True, success=False)]
+        )
+        observed = obs(
+            signals=signals,
+            confidence=rng.choice([None, rng.random()]),
+            visitor_found=rng.choice([True, False, None]),
+            incognito=rng.choice([True, False, None]),
+        )
+        item = FeatureInput(observed, snapshot, ipqs, NOW)
+        x = SPEC.vector(item)
+        assert np.array_equal(x, SPEC.vector_slow(item))
+        seen += x != 0
+    # Every feature took a value other than 0 somewhere: none was compared only at 0.
+    assert seen.all(), [name for name, n in zip(SPEC.names, seen, strict=True) if not n]
 
 
 def test_artifacts_written_before_compare_as_load_and_encode_unchanged() -> None:
