@@ -6,7 +6,6 @@ Other versions are ignored (a future version must not be accepted by accident).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 HEADER = "fpjs-event-signature"
@@ -15,7 +14,8 @@ HEADER = "fpjs-event-signature"
 def is_valid_signature(header: str | None, body: bytes, secret: str) -> bool:
     if not header or not body:
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    # The one-shot C digest: an ``hmac.new`` object costs more than hashing the body.
+    expected = hmac.digest(secret.encode(), body, "sha256").hex().encode()
     valid = False
     for entry in header.split(","):
         version, sep, digest = entry.strip().partition("=")
