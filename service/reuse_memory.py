@@ -101,7 +101,8 @@ class MemoryReuseStore:
         self._ipqs_window_ms = ipqs_window_ms
         # Insertion order = last-write order, so expired entities sit at the front.
         self._entities: OrderedDict[tuple[Entity, str], _EntityState] = OrderedDict()
-        self._zero = dict.fromkeys(RELATION_NAMES, (0,) * len(self._windows))
+        # The counts of an entity the event does not name, or that is not stored.
+        self._absent = {e: (0,) * len(self._windows) * len(RELATIONS[e]) for e in ENTITIES}
         # (n, n, ...) per size: the counts of a relation whose members are all in every window.
         self._full = [(n,) * len(self._windows) for n in range(64)]
 
@@ -120,6 +121,27 @@ class MemoryReuseStore:
         write: bool = True,
         ipqs_blob: bytes | None = None,
     ) -> ReuseSnapshot:
+        counts: list[int] = []
+        first_seen, blob = self.record(refs, now_ms, counts, write=write, ipqs_blob=ipqs_blob)
+        width = len(self._windows)
+        by_name = {
+            name: tuple(counts[index * width : (index + 1) * width])
+            for index, name in enumerate(RELATION_NAMES)
+        }
+        return ReuseSnapshot(by_name, first_seen, blob)
+
+    def record(
+        self,
+        refs: EntityRefs,
+        now_ms: int,
+        counts: list[int],
+        *,
+        write: bool = True,
+        ipqs_blob: bytes | None = None,
+    ) -> tuple[int | None, bytes | None]:
+        """``observe`` for batch paths: the counts are appended to ``counts`` (relation by
+        relation in ``RELATION_NAMES`` order, narrowest window first) instead of a snapshot
+        being built; the device's first sighting and the joined IPQS blob are returned."""
         self._evict(now_ms)
         entities = self._entities
         windows = self._windows
@@ -127,7 +149,6 @@ class MemoryReuseStore:
         full = self._full
         narrowest = now_ms - windows[0]
         horizon = now_ms - windows[-1]
-        counts = self._zero.copy()
         members_of: tuple[str | None, ...] = _members(refs)
         first_seen: int | None = None
         blob: bytes | None = None
@@ -139,26 +160,21 @@ class MemoryReuseStore:
             else:
                 entity_id = refs.ip
             if entity_id is None:
+                counts += self._absent[entity]
                 continue
             key = (entity, entity_id)
             state = entities.get(key)
             touched = False
             if state is None:
                 if not write:
+                    counts += self._absent[entity]
                     continue
-                # A new entity: each relation starts with this event's member, in every window.
-                for name, kind, _, slot in steps:
-                    member = members_of[kind]
-                    if member:
-                        if state is None:
-                            state = _EntityState()
-                        state.relations[slot] = ({member: now_ms}, [(now_ms, member)])
-                        counts[name] = full[1]
+                state = self._create(steps, members_of, now_ms, counts)
                 if state is None:
                     continue
                 touched = True
             else:
-                for name, kind, nx, slot in steps:
+                for _, kind, nx, slot in steps:
                     relation = state.relations[slot]
                     member = members_of[kind] if write else None
                     if member:
@@ -186,6 +202,7 @@ class MemoryReuseStore:
                                 insort(ranked, (now_ms, member))
                             # Redis trims only when a member joins (ZADD answers 1).
                     elif relation is None:
+                        counts += full[0]
                         continue
                     else:
                         ranked = relation[1]
@@ -193,11 +210,9 @@ class MemoryReuseStore:
                     # narrowest window, all of them are inside every window.
                     size = len(ranked)
                     if 0 < size < 64 and ranked[0][0] >= narrowest:
-                        counts[name] = full[size]
+                        counts += full[size]
                     else:
-                        counts[name] = tuple(
-                            [size - bisect_left(ranked, (now_ms - w,)) for w in windows]
-                        )
+                        counts += [size - bisect_left(ranked, (now_ms - w,)) for w in windows]
             if touched:
                 if state.first is None or now_ms < state.first:
                     state.first = now_ms
@@ -213,7 +228,28 @@ class MemoryReuseStore:
                 blob_at = state.blob_at
                 if blob_at is not None and now_ms - self._ipqs_window_ms <= blob_at <= now_ms:
                     blob = state.blob
-        return ReuseSnapshot(counts, first_seen, blob)
+        return first_seen, blob
+
+    def _create(
+        self,
+        steps: tuple[_Step, ...],
+        members_of: tuple[str | None, ...],
+        now_ms: int,
+        counts: list[int],
+    ) -> _EntityState | None:
+        """A new entity: each relation starts with this event's member, in every window;
+        None when the event has no member for any of its relations."""
+        state = None
+        for _, kind, _, slot in steps:
+            member = members_of[kind]
+            if member:
+                if state is None:
+                    state = _EntityState()
+                state.relations[slot] = ({member: now_ms}, [(now_ms, member)])
+                counts += self._full[1]
+            else:
+                counts += self._full[0]
+        return state
 
     def _evict(self, now_ms: int) -> None:
         entities = self._entities
