@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import cached_property
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from service.observation import IpqsSignals, Observation
+from service.observation import IpqsSignals, Observation, Signals
 from service.reuse import RELATION_NAMES, ReuseSnapshot
 
 FEATURE_SPEC_VERSION = "1"
@@ -36,11 +37,83 @@ class FeatureInput(msgspec.Struct, frozen=True):
     now: datetime
 
 
+class FeatureRows:
+    """``FeatureInput`` for many rows at once, read column by column (batch rescoring):
+    ``reuse_counts`` holds each row's counts relation-major (``RELATION_NAMES`` order,
+    narrowest window first), ``now`` each row's moment as ``datetime.timestamp()``."""
+
+    def __init__(
+        self,
+        observations: Sequence[Observation],
+        ipqs: Sequence[IpqsSignals | None],
+        reuse_counts: npt.NDArray[np.int64],
+        device_first_seen_ms: Sequence[int | None],
+        now: Sequence[float],
+    ) -> None:
+        self.observations = observations
+        self.ipqs = ipqs
+        self.reuse_counts = reuse_counts
+        self.device_first_seen_ms = device_first_seen_ms
+        self.now = now
+
+    def __len__(self) -> int:
+        return len(self.observations)
+
+    def observed(self, name: str) -> list[object]:
+        return [getattr(obs, name) for obs in self.observations]
+
+    def signal(self, name: str) -> npt.NDArray[np.object_]:
+        return self._signals[:, _SIGNAL_FIELDS.index(name)]
+
+    def ipqs_field(self, name: str) -> npt.NDArray[np.object_]:
+        return self._ipqs[:, _IPQS_FIELDS.index(name)]
+
+    @cached_property
+    def _signals(self) -> npt.NDArray[np.object_]:
+        signals = [msgspec.structs.astuple(obs.signals) for obs in self.observations]
+        return _table(signals, len(_SIGNAL_FIELDS))
+
+    @cached_property
+    def _ipqs(self) -> npt.NDArray[np.object_]:
+        # No IPQS result reads as the defaults of one (success, every signal unknown): each
+        # IPQS feature of either is 0, as the row definitions say.
+        ipqs = [msgspec.structs.astuple(i or _NO_IPQS) for i in self.ipqs]
+        return _table(ipqs, len(_IPQS_FIELDS))
+
+
+_SIGNAL_FIELDS = Signals.__struct_fields__
+_IPQS_FIELDS = IpqsSignals.__struct_fields__
+_NO_IPQS = IpqsSignals()
+Column = npt.NDArray[np.float64]
+
+
+def _table(rows: list[tuple[object, ...]], fields: int) -> npt.NDArray[np.object_]:
+    """Tuples of ``fields`` values as a 2-D object array (rows x fields), also when empty."""
+    table = np.empty((len(rows), fields), dtype=object)
+    if rows:
+        table[:] = rows
+    return table
+
+
+def _flags(values: Sequence[object] | npt.NDArray[np.object_]) -> Column:
+    """``_flag`` of every value: an object array's ``astype(bool)`` is Python truthiness."""
+    return np.asarray(values, dtype=object).astype(bool).astype(np.float64)
+
+
+def _numbers(values: npt.NDArray[np.object_], missing: float) -> Column:
+    """Numbers or None as floats, ``missing`` for None."""
+    return np.array([missing if v is None else v for v in values], dtype=np.float64)
+
+
 class Feature(msgspec.Struct, frozen=True):
+    """``compute`` gives one row's value; ``column`` the values of many rows at once (none
+    for the reuse features, which ``FeatureSpec`` transforms as one block)."""
+
     name: str
     meaning: str
     kind: str  # how the value is derived; part of the spec hash
     compute: Callable[[FeatureInput], float]
+    column: Callable[[FeatureRows], Column] | None = None
 
     @property
     def reason_code(self) -> str:
@@ -53,7 +126,11 @@ def _flag(value: bool | None) -> float:
 
 def _signal(name: str, meaning: str) -> Feature:
     return Feature(
-        name, meaning, f"flag:signals.{name}", lambda f: _flag(getattr(f.obs.signals, name))
+        name,
+        meaning,
+        f"flag:signals.{name}",
+        lambda f: _flag(getattr(f.obs.signals, name)),
+        lambda rows: _flags(rows.signal(name)),
     )
 
 
@@ -65,6 +142,14 @@ def _low_confidence(f: FeatureInput) -> float:
     return 0.0
 
 
+def _low_confidence_column(rows: FeatureRows) -> Column:
+    confidence = _numbers(np.asarray(rows.observed("confidence"), dtype=object), math.nan)
+    guid = _numbers(rows.ipqs_field("guid_confidence"), math.nan)
+    from_ipqs = np.where(np.isnan(guid), 0.0, 1.0 - guid / 100)
+    own = np.minimum(np.maximum(1.0 - confidence, 0.0), 1.0)
+    return np.where(np.isnan(confidence), from_ipqs, own)
+
+
 def _device_newness(f: FeatureInput) -> float:
     known = [int(f.obs.first_seen_at.timestamp() * 1000)] if f.obs.first_seen_at else []
     if f.reuse.device_first_seen_ms is not None:
@@ -73,6 +158,28 @@ def _device_newness(f: FeatureInput) -> float:
         return 0.0
     age_days = max(0.0, (f.now.timestamp() * 1000 - min(known)) / DAY_MS)
     return 1.0 / (1.0 + age_days)
+
+
+def _device_newness_column(rows: FeatureRows) -> Column:
+    earliest = np.array(
+        [
+            _earliest(obs.first_seen_at, stored)
+            for obs, stored in zip(rows.observations, rows.device_first_seen_ms, strict=True)
+        ],
+        dtype=np.float64,
+    )
+    # Milliseconds since the epoch stay below 2**53: as floats they are exact, and the
+    # arithmetic is the row definition's, operation for operation.
+    age_days = np.maximum(0.0, (np.asarray(rows.now, dtype=np.float64) * 1000 - earliest) / DAY_MS)
+    return np.where(np.isnan(earliest), 0.0, 1.0 / (1.0 + age_days))
+
+
+def _earliest(first_seen_at: datetime | None, stored_ms: int | None) -> float:
+    """The earliest first sighting known, in milliseconds; NaN when none is."""
+    known = [int(first_seen_at.timestamp() * 1000)] if first_seen_at else []
+    if stored_ms is not None:
+        known.append(stored_ms)
+    return min(known) if known else math.nan
 
 
 def _reuse(relation: str, window: int, label: str) -> Feature:
@@ -93,18 +200,23 @@ class FeatureSpec:
                 "1 - identification confidence (Fingerprint score, else IPQS guid_confidence)",
                 "confidence",
                 _low_confidence,
+                _low_confidence_column,
             ),
             Feature(
                 "visitor_not_found",
                 "Fingerprint has never seen this visitor before",
                 "flag:visitor_found=false",
                 lambda f: 1.0 if f.obs.visitor_found is False else 0.0,
+                lambda rows: np.array(
+                    [found is False for found in rows.observed("visitor_found")], np.float64
+                ),
             ),
             Feature(
                 "incognito",
                 "private / incognito browsing",
                 "flag:incognito",
                 lambda f: _flag(f.obs.incognito),
+                lambda rows: _flags(rows.observed("incognito")),
             ),
             _signal("vpn", "VPN detected"),
             _signal("vpn_timezone_mismatch", "VPN: browser timezone differs from the IP's"),
@@ -130,36 +242,42 @@ class FeatureSpec:
                 "Fingerprint Suspect Score / 100, capped at 1",
                 "suspect_score/100",
                 lambda f: min((f.obs.signals.suspect_score or 0) / 100, 1.0),
+                lambda rows: np.minimum(_numbers(rows.signal("suspect_score"), 0) / 100, 1.0),
             ),
             Feature(
                 "ipqs_fraud_chance",
                 "IPQS fraud_chance / 100 (own or joined result)",
                 "ipqs.fraud_chance/100",
                 lambda f: (f.ipqs.fraud_chance or 0) / 100 if f.ipqs else 0.0,
+                lambda rows: _numbers(rows.ipqs_field("fraud_chance"), 0) / 100,
             ),
             Feature(
                 "ipqs_recent_abuse",
                 "IPQS: recent verified abuse",
                 "flag:ipqs.recent_abuse",
                 lambda f: _flag(f.ipqs.recent_abuse) if f.ipqs else 0.0,
+                lambda rows: _flags(rows.ipqs_field("recent_abuse")),
             ),
             Feature(
                 "ipqs_bot_status",
                 "IPQS: bot or spoofed device",
                 "flag:ipqs.bot_status",
                 lambda f: _flag(f.ipqs.bot_status) if f.ipqs else 0.0,
+                lambda rows: _flags(rows.ipqs_field("bot_status")),
             ),
             Feature(
                 "ipqs_lookup_failed",
                 "an IPQS lookup was made and failed (blocked scripts, tampering)",
                 "flag:ipqs.success=false",
                 lambda f: 1.0 if f.ipqs is not None and not f.ipqs.success else 0.0,
+                lambda rows: 1.0 - _flags(rows.ipqs_field("success")),
             ),
             Feature(
                 "device_newness",
                 "1 / (1 + device age in days), age from the earliest first-seen known",
                 "1/(1+age_days)",
                 _device_newness,
+                _device_newness_column,
             ),
             *(
                 _reuse(relation, index, label)
@@ -177,6 +295,9 @@ class FeatureSpec:
         self.hash = hashlib.sha256(f"{FEATURE_SPEC_VERSION}\n{described}".encode()).hexdigest()
         self.version = FEATURE_SPEC_VERSION
         self._reuse_size = len(RELATION_NAMES) * len(window_labels)
+        self._columns = [f.column for f in self._signal_features if f.column is not None]
+        if len(self._columns) != len(self._signal_features):
+            raise TypeError("every feature outside the reuse block needs a column definition")
 
     def vector(self, item: FeatureInput) -> npt.NDArray[np.float64]:
         signals = [f.compute(item) for f in self._signal_features]
@@ -185,6 +306,15 @@ class FeatureSpec:
             (c for name in RELATION_NAMES for c in counts[name]), np.float64, self._reuse_size
         )
         return np.concatenate((signals, np.log1p(np.maximum(reuse - 1.0, 0.0))))
+
+    def matrix(self, rows: FeatureRows) -> npt.NDArray[np.float64]:
+        """``vector`` of every row at once (batch rescoring): a column per signal feature,
+        then the reuse block in one expression."""
+        matrix = np.empty((len(rows), len(self.features)))
+        for index, column in enumerate(self._columns):
+            matrix[:, index] = column(rows)
+        matrix[:, len(self._columns) :] = np.log1p(np.maximum(rows.reuse_counts - 1.0, 0.0))
+        return matrix
 
     def vector_slow(self, item: FeatureInput) -> npt.NDArray[np.float64]:
         """Every feature through its own ``compute``: the definition ``vector`` must match."""
