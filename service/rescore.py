@@ -24,25 +24,25 @@ import heapq
 import os
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import msgspec
 import numpy as np
 
 from service.decode import decode_event
 from service.errors import RiskwireError
-from service.features import FeatureSpec
+from service.features import FeatureRows, FeatureSpec
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
-from service.model import Risk, RiskModel, Thresholds
-from service.observation import Observation
+from service.model import Reason, Risk, RiskModel, Thresholds
+from service.observation import IpqsSignals, Observation
 from service.reuse_memory import MemoryReuseStore
-from service.scoring import Scorer
+from service.scoring import Scorer, ipqs_blob
 from service.settings import Settings
 from service.specs import iso8601, rescore_identify
 
@@ -137,22 +137,123 @@ def _fewer_collections(young: int = 50_000) -> Iterator[None]:
 
 
 class MemoPolicy(IdentifierPolicy):
-    """``IdentifierPolicy`` whose digests are remembered: a device, user or IP comes back
-    event after event, and its keyed hash costs more than the lookup. At most ``size``
-    digests are kept (the memo starts over when full), so memory stays flat."""
+    """``IdentifierPolicy`` whose hashed identifiers are remembered, per kind: a device, user
+    or IP comes back event after event, and hygiene plus a keyed hash cost more than a
+    lookup. A memo maps the raw value to its hash, or to "" for a value that does not count.
+    Each memo keeps at most ``size`` values (it starts over when full), so memory stays flat.
+    Request ids are not remembered: each comes once."""
 
     def __init__(self, key: bytes, extra_blocked: Iterable[str] = (), size: int = 1 << 14):
         super().__init__(key, extra_blocked)
-        self._memo: dict[tuple[str, str], str] = {}
         self._size = size
+        self._users: dict[str | None, str] = {}
+        self._emails: dict[str | None, str] = {}
+        self._linked: dict[str | None, str] = {}
+        self._ips: dict[str | None, str] = {}
+        self._devices: dict[str, dict[str | None, str]] = {}
 
-    def digest(self, kind: str, value: str) -> str:
-        found = self._memo.get((kind, value))
+    def _keep(self, memo: dict[str | None, str], value: str | None, hashed: str | None) -> str:
+        if len(memo) >= self._size:
+            memo.clear()
+        kept = memo[value] = hashed or ""
+        return kept
+
+    def user(self, value: str | None) -> str | None:
+        found = self._users.get(value)
         if found is None:
-            if len(self._memo) >= self._size:
-                self._memo.clear()
-            found = self._memo[kind, value] = super().digest(kind, value)
-        return found
+            found = self._keep(self._users, value, super().user(value))
+        return found or None
+
+    def email(self, value: str | None) -> str | None:
+        found = self._emails.get(value)
+        if found is None:
+            found = self._keep(self._emails, value, super().email(value))
+        return found or None
+
+    def linked(self, value: str | None) -> str | None:
+        found = self._linked.get(value)
+        if found is None:
+            found = self._keep(self._linked, value, super().linked(value))
+        return found or None
+
+    def ip(self, value: str | None) -> str | None:
+        found = self._ips.get(value)
+        if found is None:
+            found = self._keep(self._ips, value, super().ip(value))
+        return found or None
+
+    def device(self, kind: str, value: str | None) -> str | None:
+        memo = self._devices.get(kind)
+        if memo is None:
+            memo = self._devices[kind] = {}
+        found = memo.get(value)
+        if found is None:
+            found = self._keep(memo, value, super().device(kind, value))
+        return found or None
+
+
+_ipqs_decoder = msgspec.msgpack.Decoder(IpqsSignals)
+
+
+class _Chunk:
+    """Up to ``CHUNK`` observations with what their features need, as ``Scorer.features_in``
+    would read it: the store's counts (flat, ``MemoryReuseStore.record``), the device's
+    first sighting, the IPQS result (own or joined), the moment."""
+
+    def __init__(self) -> None:
+        self.observations: list[Observation] = []
+        self.counts: list[int] = []
+        self.first_seen: list[int | None] = []
+        self.ipqs: list[IpqsSignals | None] = []
+        self.now: list[float] = []
+
+    def rows(self) -> FeatureRows:
+        n = len(self.observations)
+        counts = np.array(self.counts, dtype=np.int64).reshape(n, -1)
+        return FeatureRows(self.observations, self.ipqs, counts, self.first_seen, self.now)
+
+    def clear(self) -> None:
+        for column in (self.observations, self.counts, self.first_seen, self.ipqs, self.now):
+            column.clear()
+
+
+class _Verdicts:
+    """One model's verdicts on a chunk, row by row, as ``Scorer.verdict`` gives them: the
+    allow / deny lists first, then the model."""
+
+    def __init__(
+        self,
+        model: RiskModel,
+        thresholds: Thresholds,
+        xs: np.ndarray[Any, Any],
+        listed: dict[int, Risk],
+    ) -> None:
+        self.model = model
+        self.scores = model.scores(xs)
+        self.reasons, self._contributions = model.ranked_reasons(xs)
+        classify = thresholds.classify
+        self.classes = [classify(score) for score in self.scores]
+        self.listed = listed
+        for row, risk in listed.items():
+            self.scores[row] = risk.score
+            self.classes[row] = (risk.level, risk.action)
+
+    def risk(self, row: int, codes: Sequence[str]) -> Risk:
+        """The full verdict of one row (its reasons with their contributions)."""
+        listed = self.listed.get(row)
+        if listed is not None:
+            return listed
+        level, action = self.classes[row]
+        return Risk(
+            score=self.scores[row],
+            level=level,
+            action=action,
+            reasons=[
+                Reason(codes[i], round(float(self._contributions[row, i]), 4))
+                for i in self.reasons[row]
+            ],
+            model_version=self.model.version,
+        )
 
 
 class Rescorer:
@@ -170,6 +271,7 @@ class Rescorer:
             cap=settings.reuse_cap,
             ipqs_window_ms=settings.ipqs_join_window_s * 1000,
         )
+        self._lists = AccessLists(settings)
         self._scorer = Scorer(
             # In-memory hashes never leave the process: any key keeps them consistent.
             policy=MemoPolicy(b"riskwire-rescore", settings.blocked_identifiers),
@@ -177,7 +279,7 @@ class Rescorer:
             spec=self.spec,
             model=model,
             thresholds=thresholds,
-            lists=AccessLists(settings),
+            lists=self._lists,
         )
         self._model = model
         self._thresholds = thresholds
@@ -186,6 +288,8 @@ class Rescorer:
         self._prefix = settings.trait_prefix
         self._bytes_read = 0
         self._started_at = datetime.now(UTC)
+        self._codes = [f.reason_code for f in self.spec.features]
+        self._code_lists: dict[tuple[int, ...], list[str]] = {}
 
     def run(
         self,
@@ -209,71 +313,88 @@ class Rescorer:
         summary = Summary(model_version=self._model.version)
         if self._compare is not None:
             summary.compared_with = self._compare[0].version
-        levels: Counter[str] = Counter()
-        actions: Counter[str] = Counter()
-        changed: Counter[str] = Counter()
+        tally = _Tally()
         started = time.perf_counter()
         encoder = msgspec.json.Encoder()
-        scorer, store = self._scorer, self._store
-        observations: list[Observation] = []
-        rows: list[np.ndarray[Any, Any]] = []
-
-        def flush() -> None:
-            if not observations:
-                return
-            xs = np.vstack(rows)
-            risks = self._verdicts(observations, xs, self._model, self._thresholds)
-            previous: list[Risk] | None = None
-            if self._compare is not None:
-                previous = self._verdicts(observations, xs, *self._compare)
-            scored = []
-            for index, (obs, risk) in enumerate(zip(observations, risks, strict=True)):
-                levels[risk.level] += 1
-                actions[risk.action] += 1
-                before = previous[index].action if previous is not None else None
-                if before is not None and before != risk.action:
-                    changed[f"{before}->{risk.action}"] += 1
-                scored.append(
-                    ScoredLine(
-                        request_id=obs.request_id,
-                        source=obs.source,
-                        time=iso8601(obs.time),
-                        visitor_id=obs.visitor_id,
-                        user_id=obs.user_id,
-                        score=risk.score,
-                        level=risk.level,
-                        action=risk.action,
-                        reasons=[r.code for r in risk.reasons],
-                        model_version=risk.model_version,
-                        previous_action=before,
-                    )
-                )
-                if emitted is not None:
-                    message = self.identify(obs, risk)
-                    if message is not None:
-                        emitted.append(message)
-            out.write(encoder.encode_lines(scored))
-            observations.clear()
-            rows.clear()
-
-        for moment, obs in self._ordered(lines, rejects, summary):
+        refs, record = self._scorer.refs, self._store.record
+        chunk = _Chunk()
+        observations, counts = chunk.observations, chunk.counts
+        first_seen, joined, now = chunk.first_seen, chunk.ipqs, chunk.now
+        decode_ipqs = _ipqs_decoder.decode
+        for moment, seconds, obs in self._ordered(lines, rejects, summary):
+            first, blob = record(refs(obs), moment, counts, ipqs_blob=ipqs_blob(obs))
             observations.append(obs)
-            rows.append(scorer.features_in(store, obs, moment))
-            summary.events += 1
+            first_seen.append(first)
+            joined.append(obs.ipqs if obs.ipqs is not None or blob is None else decode_ipqs(blob))
+            now.append(seconds)
             if len(observations) >= CHUNK:
-                flush()
+                summary.events += len(observations)
+                out.write(encoder.encode_lines(self._scored(chunk, tally, emitted)))
+                chunk.clear()
                 if progress is not None:
                     progress.update(summary.events, self._bytes_read)
-        flush()
+        summary.events += len(observations)
+        out.write(encoder.encode_lines(self._scored(chunk, tally, emitted)))
         if progress is not None:
             progress.update(summary.events, self._bytes_read, force=True)
         summary.seconds = round(time.perf_counter() - started, 3)
         summary.events_per_second = round(summary.events / max(summary.seconds, 1e-9), 1)
-        summary.by_level = dict(sorted(levels.items()))
-        summary.by_action = dict(sorted(actions.items()))
-        summary.changed_actions = dict(sorted(changed.items()))
+        summary.by_level = dict(sorted(tally.levels.items()))
+        summary.by_action = dict(sorted(tally.actions.items()))
+        summary.changed_actions = dict(sorted(tally.changed.items()))
         summary.emitted = len(emitted) if emitted is not None else 0
         return summary
+
+    def _scored(
+        self, chunk: _Chunk, tally: _Tally, emitted: list[bytes] | None
+    ) -> list[ScoredLine]:
+        """The output lines of a chunk, counted in ``tally`` (identifies in ``emitted``)."""
+        observations = chunk.observations
+        if not observations:
+            return []
+        xs = self.spec.matrix(chunk.rows())
+        verdicts = self._verdicts(observations, xs, self._model, self._thresholds)
+        previous = None
+        if self._compare is not None:
+            previous = self._verdicts(observations, xs, *self._compare)
+        version = self._model.version
+        scored = []
+        for row, obs in enumerate(observations):
+            level, action = verdicts.classes[row]
+            before = previous.classes[row][1] if previous is not None else None
+            scored.append(
+                ScoredLine(
+                    obs.request_id,
+                    obs.source,
+                    iso8601(obs.time),
+                    obs.visitor_id,
+                    obs.user_id,
+                    verdicts.scores[row],
+                    level,
+                    action,
+                    self._reason_codes(verdicts, row),
+                    version,
+                    before,
+                )
+            )
+            if emitted is not None:
+                message = self.identify(obs, verdicts.risk(row, self._codes))
+                if message is not None:
+                    emitted.append(message)
+        tally.add(verdicts, previous)
+        return scored
+
+    def _reason_codes(self, verdicts: _Verdicts, row: int) -> list[str]:
+        listed = verdicts.listed.get(row) if verdicts.listed else None
+        if listed is not None:
+            return [reason.code for reason in listed.reasons]
+        ranked = verdicts.reasons[row]
+        codes = self._code_lists.get(ranked)
+        if codes is None:
+            if len(self._code_lists) >= 1 << 12:
+                self._code_lists.clear()
+            codes = self._code_lists[ranked] = [self._codes[i] for i in ranked]
+        return codes
 
     def _verdicts(
         self,
@@ -281,22 +402,25 @@ class Rescorer:
         xs: np.ndarray[Any, Any],
         model: RiskModel,
         thresholds: Thresholds,
-    ) -> list[Risk]:
-        risks = model.risk_many(xs, thresholds)
+    ) -> _Verdicts:
+        listed = {}
         # The allow / deny lists apply in batch exactly as online.
-        for index, obs in enumerate(observations):
-            listed = self._scorer.listed(obs, model)
-            if listed is not None:
-                risks[index] = listed
-        return risks
+        for row, obs in enumerate(observations):
+            risk = self._scorer.listed(obs, model)
+            if risk is not None:
+                listed[row] = risk
+        return _Verdicts(model, thresholds, xs, listed)
 
     def _ordered(
         self, lines: Iterator[bytes], rejects: IO[bytes], summary: Summary
-    ) -> Iterator[tuple[int, Observation]]:
-        """Observations with their time in milliseconds, in time order as far as a bounded
-        buffer can restore it."""
-        heap: list[tuple[int, int, Observation]] = []
-        newest_out = -(2**62)
+    ) -> Iterator[tuple[int, float, Observation]]:
+        """Observations with their time in milliseconds and in seconds, in time order as far
+        as a bounded buffer can restore it."""
+        return _in_time_order(self._decoded(lines, rejects, summary), self._reorder_window, summary)
+
+    def _decoded(
+        self, lines: Iterator[bytes], rejects: IO[bytes], summary: Summary
+    ) -> Iterator[_Stamped[Observation]]:
         epoch = datetime.fromtimestamp(0, UTC)
         encoder = msgspec.json.Encoder()
         for number, line in enumerate(lines, start=1):
@@ -312,25 +436,67 @@ class Rescorer:
                 reject = Reject(number, "IPQS result without `time`: cannot place it", "$.time")
                 rejects.write(encoder.encode(reject) + b"\n")
                 continue
-            moment = int(obs.time.timestamp() * 1000)
-            if len(heap) < self._reorder_window:
-                heapq.heappush(heap, (moment, number, obs))
-            else:
-                # The earliest of the buffer and this one (push, then pop, in one step).
-                moment, _, first = heapq.heappushpop(heap, (moment, number, obs))
-                if moment < newest_out:
-                    summary.late += 1
-                newest_out = max(newest_out, moment)
-                yield moment, first
-        while heap:
-            moment, _, first = heapq.heappop(heap)
-            if moment < newest_out:
-                summary.late += 1
-            newest_out = max(newest_out, moment)
-            yield moment, first
+            seconds = obs.time.timestamp()
+            yield int(seconds * 1000), number, seconds, obs
 
     def identify(self, obs: Observation, risk: Risk) -> bytes | None:
         return rescore_identify(obs, risk, self._prefix, self._started_at)
+
+
+T = TypeVar("T")
+# (time in ms, line number, time in seconds, item): ordered by time, then line.
+_Stamped = tuple[int, int, float, T]
+
+
+def _in_time_order(
+    stamped: Iterable[_Stamped[T]], window: int, summary: Summary
+) -> Iterator[tuple[int, float, T]]:
+    """``stamped`` in time order as far as a buffer of ``window`` items restores it: once
+    the buffer is full, the earliest item leaves as each new one comes (items that still
+    leave after a later one are counted late). The buffer is a queue of items in order,
+    which is all of them when the input is in order, and a heap of the ones that came
+    early; the earliest item heads one of the two."""
+    run: deque[_Stamped[T]] = deque()
+    early: list[_Stamped[T]] = []
+    newest_out = -(2**62)
+    for item in stamped:
+        if not run or item[0] >= run[-1][0]:
+            run.append(item)  # after every item of the queue: its line number is larger
+        else:
+            heapq.heappush(early, item)
+        if len(run) + len(early) > window:
+            first = heapq.heappop(early) if early and early[0] < run[0] else run.popleft()
+            if first[0] < newest_out:
+                summary.late += 1
+            else:
+                newest_out = first[0]
+            yield first[0], first[2], first[3]
+    while run or early:
+        first = heapq.heappop(early) if early and (not run or early[0] < run[0]) else run.popleft()
+        if first[0] < newest_out:
+            summary.late += 1
+        else:
+            newest_out = first[0]
+        yield first[0], first[2], first[3]
+
+
+class _Tally:
+    """The summary's counts of levels, actions and changed actions."""
+
+    def __init__(self) -> None:
+        self.levels: Counter[str] = Counter()
+        self.actions: Counter[str] = Counter()
+        self.changed: Counter[str] = Counter()
+
+    def add(self, verdicts: _Verdicts, previous: _Verdicts | None) -> None:
+        self.levels.update(level for level, _ in verdicts.classes)
+        self.actions.update(action for _, action in verdicts.classes)
+        if previous is not None:
+            self.changed.update(
+                f"{before}->{after}"
+                for (_, before), (_, after) in zip(previous.classes, verdicts.classes, strict=True)
+                if before != after
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import heapq
 import io
 import json
+import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +22,7 @@ from service.decode import decode_event
 from service.features import FeatureSpec
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
-from service.rescore import CHUNK, MemoPolicy, Rescorer, Summary, read_lines
+from service.rescore import CHUNK, MemoPolicy, Rescorer, Summary, _in_time_order, read_lines
 from service.reuse_memory import MemoryReuseStore
 from service.scoring import Scorer
 from service.settings import Settings
@@ -125,12 +127,55 @@ def test_chunked_rescoring_equals_scoring_event_by_event(settings: Settings) -> 
 def test_memo_policy_hashes_as_the_policy_does() -> None:
     plain = IdentifierPolicy(b"k", ["void"])
     memo = MemoPolicy(b"k", ["void"], size=8)  # small: the memo starts over several times
-    values = [f"user-{n % 13}" for n in range(60)] + ["void", " Void ", "-1", "a@b.example"]
-    for value in values:
+    values: list[str | None] = [f"user-{n % 13}" for n in range(60)]
+    values += ["void", " Void ", "-1", "a@b.example", None, "10.0.0.1", " ::1", "nope"]
+    for value in values * 2:
         assert memo.user(value) == plain.user(value)
         assert memo.email(value) == plain.email(value)
-        assert memo.device("ipqs", value) == plain.device("ipqs", value)
-        assert memo.request("fp", value) == plain.request("fp", value)
+        assert memo.linked(value) == plain.linked(value)
+        assert memo.ip(value) == plain.ip(value)
+        for kind in ("fp", "ipqs"):
+            assert memo.device(kind, value) == plain.device(kind, value)
+        if value is not None:
+            assert memo.request("fp", value) == plain.request("fp", value)
+    assert memo.user("void") is None and memo.ip("nope") is None
+
+
+def _heap_order(stamped: list[tuple[int, int, float, str]], window: int) -> tuple[list[str], int]:
+    """The reorder buffer as one heap: the definition ``_in_time_order`` must match."""
+    heap: list[tuple[int, int, float, str]] = []
+    out, late, newest = [], 0, -(2**62)
+    for item in stamped:
+        if len(heap) < window:
+            heapq.heappush(heap, item)
+            continue
+        first = heapq.heappushpop(heap, item)
+        late += first[0] < newest
+        newest = max(newest, first[0])
+        out.append(first[3])
+    while heap:
+        first = heapq.heappop(heap)
+        late += first[0] < newest
+        newest = max(newest, first[0])
+        out.append(first[3])
+    return out, late
+
+
+@pytest.mark.parametrize("window", [0, 1, 3, 40, 10_000])
+def test_the_reorder_buffer_gives_what_one_heap_gives(window: int) -> None:
+    rng = random.Random(window)
+    moments, now = [], 0
+    for _ in range(3000):
+        now += rng.choice([0, 0, 1, 5, 20])
+        # Mostly in order; some ties, some a little early or late, some far off.
+        moments.append(now - rng.choice([0] * 12 + [1, 3, 30, 200, -50]))
+    stamped = [(m, n, m / 1000, f"line {n}") for n, m in enumerate(moments, start=1)]
+    summary = Summary()
+    ordered = [obs for _, _, obs in _in_time_order(stamped, window, summary)]
+    expected, late = _heap_order(stamped, window)
+    assert ordered == expected
+    assert summary.late == late
+    assert late > 0 or window == 10_000
 
 
 def test_rescoring_puts_the_garbage_collector_back_as_it_was(settings: Settings) -> None:
