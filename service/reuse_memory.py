@@ -47,11 +47,11 @@ by bisection, and the oldest member (Redis's lowest rank) is always first."""
 _KINDS = tuple(dict.fromkeys(kind for e in ENTITIES for _, kind, _ in RELATIONS[e]))
 _members = attrgetter(*_KINDS)
 
-# What ``observe`` walks for each entity, per device space: (relation name, index of the
-# member kind in ``_KINDS``, NX mode, slot of the relation in the entity's state). Slots are
-# per set name, as the Redis keys are named: a user's or an IP's devices have one set per
-# vendor space.
-_Step = tuple[str, int, bool, int]
+# What ``observe`` walks for each entity, per device space: (index of the member kind in
+# ``_KINDS``, NX mode, slot of the relation in the entity's state), in ``RELATIONS`` order.
+# Slots are per set name, as the Redis keys are named: a user's or an IP's devices have one
+# set per vendor space.
+_Step = tuple[int, bool, int]
 _Plan = tuple[tuple[Entity, tuple[_Step, ...]], ...]
 
 
@@ -63,10 +63,10 @@ def _plans() -> dict[DeviceSpace, _Plan]:
         plan = []
         for entity in ENTITIES:
             steps = []
-            for name, kind, mode in RELATIONS[entity]:
+            for _, kind, mode in RELATIONS[entity]:
                 entity_slots = slots[entity]
                 slot = entity_slots.setdefault(refs.set_name(kind), len(entity_slots))
-                steps.append((name, _KINDS.index(kind), mode == "nx", slot))
+                steps.append((_KINDS.index(kind), mode == "nx", slot))
             plan.append((entity, tuple(steps)))
         plans[space] = tuple(plan)
     return plans
@@ -105,6 +105,9 @@ class MemoryReuseStore:
         self._absent = {e: (0,) * len(self._windows) * len(RELATIONS[e]) for e in ENTITIES}
         # (n, n, ...) per size: the counts of a relation whose members are all in every window.
         self._full = [(n,) * len(self._windows) for n in range(64)]
+        self._widest = self._windows[-1]
+        # What a read (``write=False``) adds: no member of any kind.
+        self._no_members = (None,) * len(_KINDS)
 
     @property
     def windows_ms(self) -> tuple[int, ...]:
@@ -142,14 +145,15 @@ class MemoryReuseStore:
         """``observe`` for batch paths: the counts are appended to ``counts`` (relation by
         relation in ``RELATION_NAMES`` order, narrowest window first) instead of a snapshot
         being built; the device's first sighting and the joined IPQS blob are returned."""
-        self._evict(now_ms)
         entities = self._entities
+        horizon = now_ms - self._widest
+        if entities and entities[next(iter(entities))].last_write < horizon:
+            self._evict(horizon)
         windows = self._windows
         cap = self._cap
         full = self._full
         narrowest = now_ms - windows[0]
-        horizon = now_ms - windows[-1]
-        members_of: tuple[str | None, ...] = _members(refs)
+        members_of: tuple[str | None, ...] = _members(refs) if write else self._no_members
         first_seen: int | None = None
         blob: bytes | None = None
         for entity, steps in _PLANS[refs.device_space]:
@@ -164,23 +168,31 @@ class MemoryReuseStore:
                 continue
             key = (entity, entity_id)
             state = entities.get(key)
-            touched = False
             if state is None:
-                if not write:
+                if not write or not any(members_of[kind] for kind, _, _ in steps):
                     counts += self._absent[entity]
                     continue
-                state = self._create(steps, members_of, now_ms, counts)
-                if state is None:
-                    continue
+                # A new entity: each relation starts with this event's member, in every window.
+                state = entities[key] = _EntityState()
+                relations = state.relations
+                for kind, _, slot in steps:
+                    member = members_of[kind]
+                    if member:
+                        relations[slot] = ({member: now_ms}, [(now_ms, member)])
+                        counts += full[1]
+                    else:
+                        counts += full[0]
                 touched = True
             else:
-                for _, kind, nx, slot in steps:
-                    relation = state.relations[slot]
-                    member = members_of[kind] if write else None
+                touched = False
+                relations = state.relations
+                for kind, nx, slot in steps:
+                    relation = relations[slot]
+                    member = members_of[kind]
                     if member:
                         touched = True
                         if relation is None:
-                            relation = state.relations[slot] = ({}, [])
+                            relation = relations[slot] = ({}, [])
                         members, ranked = relation
                         # ZADD NX / GT, then the trims by time and by rank.
                         previous = members.get(member)
@@ -209,51 +221,30 @@ class MemoryReuseStore:
                     # Members at or after each window's start; when the oldest is inside the
                     # narrowest window, all of them are inside every window.
                     size = len(ranked)
-                    if 0 < size < 64 and ranked[0][0] >= narrowest:
+                    if size < 64 and ranked[0][0] >= narrowest:
                         counts += full[size]
                     else:
                         counts += [size - bisect_left(ranked, (now_ms - w,)) for w in windows]
+                if touched:
+                    entities.move_to_end(key)
             if touched:
                 if state.first is None or now_ms < state.first:
                     state.first = now_ms
-                if entity == "user" and ipqs_blob:
+                if ipqs_blob and entity == "user":
                     state.blob, state.blob_at = ipqs_blob, now_ms
                 state.last_write = now_ms
-                entities[key] = state
-                entities.move_to_end(key)
             if entity == "device":
-                if state.first is not None:
-                    first_seen = state.first
+                first_seen = state.first
             elif entity == "user":
                 blob_at = state.blob_at
                 if blob_at is not None and now_ms - self._ipqs_window_ms <= blob_at <= now_ms:
                     blob = state.blob
         return first_seen, blob
 
-    def _create(
-        self,
-        steps: tuple[_Step, ...],
-        members_of: tuple[str | None, ...],
-        now_ms: int,
-        counts: list[int],
-    ) -> _EntityState | None:
-        """A new entity: each relation starts with this event's member, in every window;
-        None when the event has no member for any of its relations."""
-        state = None
-        for _, kind, _, slot in steps:
-            member = members_of[kind]
-            if member:
-                if state is None:
-                    state = _EntityState()
-                state.relations[slot] = ({member: now_ms}, [(now_ms, member)])
-                counts += self._full[1]
-            else:
-                counts += self._full[0]
-        return state
-
-    def _evict(self, now_ms: int) -> None:
+    def _evict(self, horizon: int) -> None:
+        """Entities written before ``horizon``, from the front (the least recently written),
+        up to the first one written since."""
         entities = self._entities
-        horizon = now_ms - self._windows[-1]
         while entities:
             key = next(iter(entities))
             if entities[key].last_write >= horizon:
