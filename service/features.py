@@ -77,7 +77,8 @@ class FeatureRows:
     def _ipqs(self) -> npt.NDArray[np.object_]:
         # No IPQS result reads as the defaults of one (success, every signal unknown): each
         # IPQS feature of either is 0, as the row definitions say.
-        ipqs = [msgspec.structs.astuple(i or _NO_IPQS) for i in self.ipqs]
+        none = msgspec.structs.astuple(_NO_IPQS)
+        ipqs = [none if i is None else msgspec.structs.astuple(i) for i in self.ipqs]
         return _table(ipqs, len(_IPQS_FIELDS))
 
 
@@ -100,7 +101,7 @@ def _flags(values: Sequence[object] | npt.NDArray[np.object_]) -> Column:
     return np.asarray(values, dtype=object).astype(bool).astype(np.float64)
 
 
-def _numbers(values: npt.NDArray[np.object_], missing: float) -> Column:
+def _numbers(values: Sequence[float | None] | npt.NDArray[np.object_], missing: float) -> Column:
     """Numbers or None as floats, ``missing`` for None."""
     return np.array([missing if v is None else v for v in values], dtype=np.float64)
 
@@ -161,25 +162,20 @@ def _device_newness(f: FeatureInput) -> float:
 
 
 def _device_newness_column(rows: FeatureRows) -> Column:
-    earliest = np.array(
+    # Milliseconds since the epoch stay below 2**53: as floats they are exact, and the
+    # arithmetic is the row definition's, operation for operation. NaN stands for unknown,
+    # which ``fmin`` passes over as ``min(known)`` does.
+    reported = np.array(
         [
-            _earliest(obs.first_seen_at, stored)
-            for obs, stored in zip(rows.observations, rows.device_first_seen_ms, strict=True)
+            int(obs.first_seen_at.timestamp() * 1000) if obs.first_seen_at else math.nan
+            for obs in rows.observations
         ],
         dtype=np.float64,
     )
-    # Milliseconds since the epoch stay below 2**53: as floats they are exact, and the
-    # arithmetic is the row definition's, operation for operation.
+    stored = _numbers(rows.device_first_seen_ms, math.nan)
+    earliest = np.fmin(reported, stored)
     age_days = np.maximum(0.0, (np.asarray(rows.now, dtype=np.float64) * 1000 - earliest) / DAY_MS)
     return np.where(np.isnan(earliest), 0.0, 1.0 / (1.0 + age_days))
-
-
-def _earliest(first_seen_at: datetime | None, stored_ms: int | None) -> float:
-    """The earliest first sighting known, in milliseconds; NaN when none is."""
-    known = [int(first_seen_at.timestamp() * 1000)] if first_seen_at else []
-    if stored_ms is not None:
-        known.append(stored_ms)
-    return min(known) if known else math.nan
 
 
 def _reuse(relation: str, window: int, label: str) -> Feature:
