@@ -231,8 +231,8 @@ class _Verdicts:
         self.model = model
         self.scores = model.scores(xs)
         self.reasons, self._contributions = model.ranked_reasons(xs)
-        classify = thresholds.classify
-        self.classes = [classify(score) for score in self.scores]
+        classes = {score: thresholds.classify(score) for score in set(self.scores)}
+        self.classes = [classes[score] for score in self.scores]
         self.listed = listed
         for row, risk in listed.items():
             self.scores[row] = risk.score
@@ -358,6 +358,7 @@ class Rescorer:
         if self._compare is not None:
             previous = self._verdicts(observations, xs, *self._compare)
         version = self._model.version
+        times = _iso_times(observations, chunk.now)
         scored = []
         for row, obs in enumerate(observations):
             level, action = verdicts.classes[row]
@@ -366,7 +367,7 @@ class Rescorer:
                 ScoredLine(
                     obs.request_id,
                     obs.source,
-                    iso8601(obs.time),
+                    times[row],
                     obs.visitor_id,
                     obs.user_id,
                     verdicts.scores[row],
@@ -405,10 +406,11 @@ class Rescorer:
     ) -> _Verdicts:
         listed = {}
         # The allow / deny lists apply in batch exactly as online.
-        for row, obs in enumerate(observations):
-            risk = self._scorer.listed(obs, model)
-            if risk is not None:
-                listed[row] = risk
+        if not self._lists.empty:
+            for row, obs in enumerate(observations):
+                risk = self._scorer.listed(obs, model)
+                if risk is not None:
+                    listed[row] = risk
         return _Verdicts(model, thresholds, xs, listed)
 
     def _ordered(
@@ -441,6 +443,25 @@ class Rescorer:
 
     def identify(self, obs: Observation, risk: Risk) -> bytes | None:
         return rescore_identify(obs, risk, self._prefix, self._started_at)
+
+
+# Within 2**31 seconds of the epoch (1901 to 2038), a time's ``timestamp()`` times 10**6,
+# rounded, is its exact count of microseconds: ``timestamp()`` and the product are each
+# rounded to a float there, together by less than half a microsecond.
+_EXACT_SECONDS = 2.0**31
+
+
+def _iso_times(observations: Sequence[Observation], seconds: Sequence[float]) -> list[str]:
+    """``iso8601`` of each observation's time, from its ``timestamp()`` (``seconds``):
+    formatted by numpy for the whole chunk, where the seconds give the milliseconds
+    exactly, and by ``iso8601`` elsewhere."""
+    at = np.asarray(seconds, dtype=np.float64)
+    milliseconds = np.rint(at * 1e6).astype(np.int64) // 1000  # as isoformat: truncated
+    times: list[str] = np.datetime_as_string(milliseconds.astype("datetime64[ms]")).tolist()
+    times = [text + "Z" for text in times]
+    for row in np.flatnonzero(np.abs(at) >= _EXACT_SECONDS).tolist():
+        times[row] = iso8601(observations[row].time)
+    return times
 
 
 T = TypeVar("T")

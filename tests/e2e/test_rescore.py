@@ -9,7 +9,7 @@ import io
 import json
 import random
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,7 +22,16 @@ from service.decode import decode_event
 from service.features import FeatureSpec
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
-from service.rescore import CHUNK, MemoPolicy, Rescorer, Summary, _in_time_order, read_lines
+from service.observation import Observation
+from service.rescore import (
+    CHUNK,
+    MemoPolicy,
+    Rescorer,
+    Summary,
+    _in_time_order,
+    _iso_times,
+    read_lines,
+)
 from service.reuse_memory import MemoryReuseStore
 from service.scoring import Scorer
 from service.settings import Settings
@@ -159,6 +168,27 @@ def _heap_order(stamped: list[tuple[int, int, float, str]], window: int) -> tupl
         newest = max(newest, first[0])
         out.append(first[3])
     return out, late
+
+
+def test_chunk_times_are_formatted_as_iso8601_formats_them() -> None:
+    """Microseconds at the edges of a millisecond, times far from the epoch (which numpy
+    cannot place exactly from float seconds), other time zones."""
+    rng = random.Random(6)
+    moments = [datetime(2038, 1, 19, 3, 14, 7, 999_999, tzinfo=UTC)]  # the last exact one
+    for _ in range(5000):
+        moment = datetime(1820, 1, 1, tzinfo=UTC) + timedelta(
+            seconds=rng.randint(0, 300 * 365 * 86_400),
+            microseconds=rng.choice([0, 999, 1000, 1001, 999_999, rng.randint(0, 999_999)]),
+        )
+        zone = timezone(timedelta(hours=rng.choice([0, 0, 2, -7])))
+        moments.append(moment.astimezone(zone))
+    observations = [
+        Observation(source="ipqs", request_id=str(n), visitor_id=None, time=moment)
+        for n, moment in enumerate(moments)
+    ]
+    seconds = [moment.timestamp() for moment in moments]
+    assert _iso_times(observations, seconds) == [iso8601(moment) for moment in moments]
+    assert _iso_times([], []) == []
 
 
 @pytest.mark.parametrize("window", [0, 1, 3, 40, 10_000])
