@@ -23,7 +23,7 @@ hold one member).
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 from operator import attrgetter
@@ -39,9 +39,11 @@ from service.reuse import (
     ReuseSnapshot,
 )
 
-_Relation = tuple[dict[str, int], list[tuple[int, str]]]
-"""Members with their times, and the (time, member) pairs kept sorted: windows are counted
-by bisection, and the oldest member (Redis's lowest rank) is always first."""
+_Relation = tuple[dict[str, int], list[int], list[str]]
+"""Members with their times; and the same in Redis's rank order (by time, then member) as
+two parallel lists, times and members: windows are counted by bisecting the times, and the
+lowest rank is always first. Updating the newest member's time, the usual write, then
+allocates nothing."""
 
 # The member kinds, read from ``EntityRefs`` in one call per observation.
 _KINDS = tuple(dict.fromkeys(kind for e in ENTITIES for _, kind, _ in RELATIONS[e]))
@@ -149,10 +151,10 @@ class MemoryReuseStore:
         horizon = now_ms - self._widest
         if entities and entities[next(iter(entities))].last_write < horizon:
             self._evict(horizon)
-        windows = self._windows
         cap = self._cap
         full = self._full
-        narrowest = now_ms - windows[0]
+        starts = [now_ms - w for w in self._windows]
+        narrowest = starts[0]
         members_of: tuple[str | None, ...] = _members(refs) if write else self._no_members
         first_seen: int | None = None
         blob: bytes | None = None
@@ -178,7 +180,7 @@ class MemoryReuseStore:
                 for kind, _, slot in steps:
                     member = members_of[kind]
                     if member:
-                        relations[slot] = ({member: now_ms}, [(now_ms, member)])
+                        relations[slot] = ({member: now_ms}, [now_ms], [member])
                         counts += full[1]
                     else:
                         counts += full[0]
@@ -192,39 +194,43 @@ class MemoryReuseStore:
                     if member:
                         touched = True
                         if relation is None:
-                            relation = relations[slot] = ({}, [])
-                        members, ranked = relation
+                            relation = relations[slot] = ({}, [], [])
+                        members, times, names = relation
                         # ZADD NX / GT, then the trims by time and by rank.
                         previous = members.get(member)
                         if previous is None:
                             members[member] = now_ms
-                            pair = (now_ms, member)
-                            if not ranked or ranked[-1] < pair:
-                                ranked.append(pair)  # the usual case: the newest member
+                            if (
+                                not times
+                                or times[-1] < now_ms
+                                or (times[-1] == now_ms and names[-1] < member)
+                            ):
+                                times.append(now_ms)  # the usual case: the newest member
+                                names.append(member)
                             else:
-                                insort(ranked, pair)
-                            if len(ranked) > _LAZY or len(ranked) > cap:
-                                _trim(members, ranked, horizon, cap)
+                                _insert(times, names, now_ms, member)
+                            if len(times) > _LAZY or len(times) > cap:
+                                _trim(members, times, names, horizon, cap)
                         elif not nx and now_ms > previous:
                             members[member] = now_ms
-                            if ranked[-1][1] == member:  # the newest member, newer still
-                                ranked[-1] = (now_ms, member)
+                            if names[-1] == member:  # the newest member, newer still
+                                times[-1] = now_ms
                             else:
-                                del ranked[bisect_left(ranked, (previous, member))]
-                                insort(ranked, (now_ms, member))
+                                _remove(times, names, previous, member)
+                                _insert(times, names, now_ms, member)
                             # Redis trims only when a member joins (ZADD answers 1).
                     elif relation is None:
                         counts += full[0]
                         continue
                     else:
-                        ranked = relation[1]
+                        times = relation[1]
                     # Members at or after each window's start; when the oldest is inside the
                     # narrowest window, all of them are inside every window.
-                    size = len(ranked)
-                    if size < 64 and ranked[0][0] >= narrowest:
+                    size = len(times)
+                    if size < 64 and times[0] >= narrowest:
                         counts += full[size]
                     else:
-                        counts += [size - bisect_left(ranked, (now_ms - w,)) for w in windows]
+                        counts += [size - bisect_left(times, start) for start in starts]
                 if touched:
                     entities.move_to_end(key)
             if touched:
@@ -252,11 +258,33 @@ class MemoryReuseStore:
             del entities[key]
 
 
-def _trim(members: dict[str, int], ranked: list[tuple[int, str]], horizon: int, cap: int) -> None:
+def _insert(times: list[int], names: list[str], at: int, member: str) -> None:
+    """``member`` at time ``at``, in rank order: by time, then member."""
+    low = bisect_left(times, at)
+    position = bisect_left(names, member, low, bisect_right(times, at, low))
+    times.insert(position, at)
+    names.insert(position, member)
+
+
+def _remove(times: list[int], names: list[str], at: int, member: str) -> None:
+    """``member``, which is ranked at time ``at``."""
+    low = bisect_left(times, at)
+    position = bisect_left(names, member, low, bisect_right(times, at, low))
+    del times[position], names[position]
+
+
+def _trim(
+    members: dict[str, int], times: list[int], names: list[str], horizon: int, cap: int
+) -> None:
     """What the reuse script does when a member joins: members older than ``horizon`` go
     once the set holds more than ``_LAZY``, then the lowest ranks past ``cap``."""
-    if len(ranked) > _LAZY:
-        while ranked and ranked[0][0] < horizon:
-            del members[ranked.pop(0)[1]]
-    while len(ranked) > cap:
-        del members[ranked.pop(0)[1]]
+    if len(times) > _LAZY:
+        _drop_first(members, times, names, bisect_left(times, horizon))
+    _drop_first(members, times, names, len(times) - cap)
+
+
+def _drop_first(members: dict[str, int], times: list[int], names: list[str], count: int) -> None:
+    if count > 0:
+        for name in names[:count]:
+            del members[name]
+        del times[:count], names[:count]
