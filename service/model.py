@@ -443,11 +443,21 @@ class RiskModel:
         """``risk``'s reasons of every row of ``xs`` at once, as feature indices (largest
         contribution first, ties in feature order), and the contributions they rank."""
         present = self.contributions_many(xs) * (xs != 0)
-        # A stable sort of the negated contributions is ``risk``'s sort of (-c, index).
-        order = np.argsort(-present, axis=1, kind="stable")[:, :MAX_REASONS]
-        # Ranked largest first, the positive contributions lead each row: count them.
-        positive = (np.take_along_axis(present, order, axis=1) > 0).sum(axis=1)
-        ranked = [tuple(row[:n]) for row, n in zip(order.tolist(), positive.tolist(), strict=True)]
+        # The largest MAX_REASONS per row, one argmax at a time (ties go to the first
+        # feature, as in ``risk``'s sort of (-c, index)): cheaper than sorting every row.
+        left = present.copy()
+        rows = np.arange(len(left))
+        width = min(MAX_REASONS, left.shape[1])
+        picked = np.empty((len(left), width), dtype=np.intp)
+        values = np.empty((len(left), width))
+        for rank in range(width):
+            best = left.argmax(axis=1)
+            picked[:, rank] = best
+            values[:, rank] = left[rows, best]
+            left[rows, best] = -np.inf
+        # Picked largest first, the positive contributions lead each row: count them.
+        positive = (values > 0).sum(axis=1)
+        ranked = [tuple(row[:n]) for row, n in zip(picked.tolist(), positive.tolist(), strict=True)]
         return ranked, present
 
 
