@@ -197,24 +197,16 @@ _ipqs_decoder = msgspec.msgpack.Decoder(IpqsSignals)
 
 
 class _Chunk:
-    """Up to ``CHUNK`` observations with what their features need, as ``Scorer.features_in``
-    would read it: the store's counts (flat, ``MemoryReuseStore.record``), the device's
-    first sighting, the IPQS result (own or joined), the moment."""
+    """Up to ``CHUNK`` observations in time order, with their times: in milliseconds (the
+    store's) and in seconds (``timestamp()``'s)."""
 
     def __init__(self) -> None:
         self.observations: list[Observation] = []
-        self.counts: list[int] = []
-        self.first_seen: list[int | None] = []
-        self.ipqs: list[IpqsSignals | None] = []
+        self.moments: list[int] = []
         self.now: list[float] = []
 
-    def rows(self) -> FeatureRows:
-        n = len(self.observations)
-        counts = np.array(self.counts, dtype=np.int64).reshape(n, -1)
-        return FeatureRows(self.observations, self.ipqs, counts, self.first_seen, self.now)
-
     def clear(self) -> None:
-        for column in (self.observations, self.counts, self.first_seen, self.ipqs, self.now):
+        for column in (self.observations, self.moments, self.now):
             column.clear()
 
 
@@ -317,16 +309,11 @@ class Rescorer:
         tally = _Tally()
         started = time.perf_counter()
         encoder = msgspec.json.Encoder()
-        refs, record = self._scorer.refs, self._store.record
         chunk = _Chunk()
-        observations, counts = chunk.observations, chunk.counts
-        first_seen, joined, now = chunk.first_seen, chunk.ipqs, chunk.now
-        decode_ipqs = _ipqs_decoder.decode
+        observations, moments, now = chunk.observations, chunk.moments, chunk.now
         for moment, seconds, obs in self._ordered(lines, rejects, summary):
-            first, blob = record(refs(obs), moment, counts, ipqs_blob=ipqs_blob(obs))
             observations.append(obs)
-            first_seen.append(first)
-            joined.append(obs.ipqs if obs.ipqs is not None or blob is None else decode_ipqs(blob))
+            moments.append(moment)
             now.append(seconds)
             if len(observations) >= CHUNK:
                 summary.events += len(observations)
@@ -353,7 +340,7 @@ class Rescorer:
         observations = chunk.observations
         if not observations:
             return []
-        xs = self.spec.matrix(chunk.rows())
+        xs = self._features(chunk)
         verdicts = self._verdicts(observations, xs, self._model, self._thresholds)
         previous = None
         if self._compare is not None:
@@ -385,6 +372,24 @@ class Rescorer:
                     emitted.append(message)
         tally.add(verdicts, previous)
         return scored
+
+    def _features(self, chunk: _Chunk) -> np.ndarray[Any, Any]:
+        """What ``Scorer.features_in`` gives each observation of the chunk, in order. Each
+        step runs over the whole chunk before the next (hashes, then the store, then the
+        matrix), which keeps its code and data in the processor's caches."""
+        observations = chunk.observations
+        refs = list(map(self._scorer.refs, observations))
+        record = self._store.record
+        decode_ipqs = _ipqs_decoder.decode
+        counts: list[int] = []
+        first_seen: list[int | None] = []
+        joined: list[IpqsSignals | None] = []
+        for obs, ref, moment in zip(observations, refs, chunk.moments, strict=True):
+            first, blob = record(ref, moment, counts, ipqs_blob=ipqs_blob(obs))
+            first_seen.append(first)
+            joined.append(obs.ipqs if obs.ipqs is not None or blob is None else decode_ipqs(blob))
+        reuse = np.array(counts, dtype=np.int64).reshape(len(observations), -1)
+        return self.spec.matrix(FeatureRows(observations, joined, reuse, first_seen, chunk.now))
 
     def _reason_codes(self, verdicts: _Verdicts, row: int) -> list[str]:
         listed = verdicts.listed.get(row) if verdicts.listed else None
