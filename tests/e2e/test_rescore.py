@@ -137,7 +137,7 @@ def test_memo_policy_hashes_as_the_policy_does() -> None:
     plain = IdentifierPolicy(b"k", ["void"])
     memo = MemoPolicy(b"k", ["void"], size=8)  # small: the memo starts over several times
     values: list[str | None] = [f"user-{n % 13}" for n in range(60)]
-    values += ["void", " Void ", "-1", "a@b.example", None, "10.0.0.1", " ::1", "nope"]
+    values += ["void", " Void ", "-1", "a@b.example", None, "10.0.0.1", " ::1", "nope", "é€😀", ""]
     for value in values * 2:
         assert memo.user(value) == plain.user(value)
         assert memo.email(value) == plain.email(value)
