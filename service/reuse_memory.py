@@ -171,19 +171,19 @@ class MemoryReuseStore:
             key = (entity, entity_id)
             state = entities.get(key)
             if state is None:
-                if not write or not any(members_of[kind] for kind, _, _ in steps):
-                    counts += self._absent[entity]
-                    continue
-                # A new entity: each relation starts with this event's member, in every window.
-                state = entities[key] = _EntityState()
-                relations = state.relations
+                # A new entity: each relation starts with this event's member, in every window
+                # (none is stored when the event names no member, or only reads).
                 for kind, _, slot in steps:
                     member = members_of[kind]
                     if member:
-                        relations[slot] = ({member: now_ms}, [now_ms], [member])
+                        if state is None:
+                            state = entities[key] = _EntityState()
+                        state.relations[slot] = ({member: now_ms}, [now_ms], [member])
                         counts += full[1]
                     else:
                         counts += full[0]
+                if state is None:
+                    continue
                 touched = True
             else:
                 touched = False
