@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cached_property
+from operator import attrgetter
 
 import msgspec
 import numpy as np
@@ -60,26 +61,39 @@ class FeatureRows:
         return len(self.observations)
 
     def observed(self, name: str) -> list[object]:
-        return [getattr(obs, name) for obs in self.observations]
+        return list(map(attrgetter(name), self.observations))
 
     def signal(self, name: str) -> npt.NDArray[np.object_]:
-        return self._signals[:, _SIGNAL_FIELDS.index(name)]
+        return self._signals.column(_SIGNAL_FIELDS.index(name))
 
     def ipqs_field(self, name: str) -> npt.NDArray[np.object_]:
-        return self._ipqs[:, _IPQS_FIELDS.index(name)]
+        return self._ipqs.column(_IPQS_FIELDS.index(name))
 
     @cached_property
-    def _signals(self) -> npt.NDArray[np.object_]:
-        signals = [msgspec.structs.astuple(obs.signals) for obs in self.observations]
-        return _table(signals, len(_SIGNAL_FIELDS))
+    def _signals(self) -> _Distinct:
+        return _Distinct([obs.signals for obs in self.observations], len(_SIGNAL_FIELDS))
 
     @cached_property
-    def _ipqs(self) -> npt.NDArray[np.object_]:
+    def _ipqs(self) -> _Distinct:
         # No IPQS result reads as the defaults of one (success, every signal unknown): each
         # IPQS feature of either is 0, as the row definitions say.
-        none = msgspec.structs.astuple(_NO_IPQS)
-        ipqs = [none if i is None else msgspec.structs.astuple(i) for i in self.ipqs]
-        return _table(ipqs, len(_IPQS_FIELDS))
+        ipqs = [_NO_IPQS if i is None else i for i in self.ipqs]
+        return _Distinct(ipqs, len(_IPQS_FIELDS))
+
+
+class _Distinct:
+    """Values of a frozen struct, one per row, read as a table of the distinct values'
+    fields and each row's index in it: a chunk holds a few dozen distinct signal sets, so
+    their fields are taken out once each rather than once per row."""
+
+    def __init__(self, values: list[Signals] | list[IpqsSignals], fields: int) -> None:
+        index: dict[Signals | IpqsSignals, int] = {}
+        self._rows = np.array([index.setdefault(v, len(index)) for v in values], dtype=np.intp)
+        self._table = _table([msgspec.structs.astuple(v) for v in index], fields)
+
+    def column(self, field: int) -> npt.NDArray[np.object_]:
+        column: npt.NDArray[np.object_] = self._table[:, field][self._rows]
+        return column
 
 
 _SIGNAL_FIELDS = Signals.__struct_fields__
