@@ -44,6 +44,7 @@ from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
 from service.model import Reason, Risk, RiskModel, Thresholds
 from service.observation import IpqsSignals, Observation
+from service.reuse import DeviceSpace, EntityRefs
 from service.reuse_memory import MemoryReuseStore
 from service.scoring import Scorer, ipqs_blob
 from service.settings import Settings
@@ -171,6 +172,38 @@ class MemoPolicy(IdentifierPolicy):
         mac.update(value.encode())
         return binascii.b2a_base64(mac.digest(), newline=False).translate(_URLSAFE).decode()
 
+    def refs(self, obs: Observation) -> EntityRefs:
+        """``Scorer.refs(obs)``, with the memos looked up here rather than through a method
+        per identifier: every event of a rescoring is hashed (a test holds the two equal)."""
+        space: DeviceSpace = "ipqs" if obs.source == "ipqs" else "fp"
+        devices = self._devices.setdefault(space, {})
+        device = devices.get(value := obs.visitor_id)
+        if device is None:
+            device = self._keep(devices, value, IdentifierPolicy.device(self, space, value))
+        user = self._users.get(value := obs.user_id)
+        if user is None:
+            user = self._keep(self._users, value, IdentifierPolicy.user(self, value))
+        email = self._emails.get(value := obs.email)
+        if email is None:
+            email = self._keep(self._emails, value, IdentifierPolicy.email(self, value))
+        ip = self._ips.get(value := obs.ip)
+        if ip is None:
+            ip = self._keep(self._ips, value, IdentifierPolicy.ip(self, value))
+        linked = self._linked.get(value := obs.linked_id)
+        if linked is None:
+            linked = self._keep(self._linked, value, IdentifierPolicy.linked(self, value))
+        country = obs.country
+        return EntityRefs(
+            device=device or None,
+            device_space=space,
+            user=user or None,
+            email=email or None,
+            ip=ip or None,
+            country=country.upper() if country and len(country) == 2 else None,
+            linked=linked or None,
+            event=self.request(space, obs.request_id),
+        )
+
     def _keep(self, memo: dict[str | None, str], value: str | None, hashed: str | None) -> str:
         if len(memo) >= self._size:
             memo.clear()
@@ -283,9 +316,10 @@ class Rescorer:
             ipqs_window_ms=settings.ipqs_join_window_s * 1000,
         )
         self._lists = AccessLists(settings)
+        # In-memory hashes never leave the process: any key keeps them consistent.
+        self._policy = MemoPolicy(b"riskwire-rescore", settings.blocked_identifiers)
         self._scorer = Scorer(
-            # In-memory hashes never leave the process: any key keeps them consistent.
-            policy=MemoPolicy(b"riskwire-rescore", settings.blocked_identifiers),
+            policy=self._policy,
             store=None,
             spec=self.spec,
             model=model,
@@ -396,7 +430,7 @@ class Rescorer:
         step runs over the whole chunk before the next (hashes, then the store, then the
         matrix), which keeps its code and data in the processor's caches."""
         observations = chunk.observations
-        refs = list(map(self._scorer.refs, observations))
+        refs = list(map(self._policy.refs, observations))
         record = self._store.record
         decode_ipqs = _ipqs_decoder.decode
         counts: list[int] = []

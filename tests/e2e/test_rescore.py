@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -148,6 +149,33 @@ def test_memo_policy_hashes_as_the_policy_does() -> None:
         if value is not None:
             assert memo.request("fp", value) == plain.request("fp", value)
     assert memo.user("void") is None and memo.ip("nope") is None
+
+
+def test_memo_policy_refs_are_the_scorers_refs(settings: Settings) -> None:
+    epoch = datetime.fromtimestamp(0, UTC)
+    observations = [decode_event(body, epoch) for _, body in stream(600)]
+    assert {obs.source for obs in observations} == {"fingerprint_v3", "fingerprint_v4", "ipqs"}
+    odd = observations[0]
+    for country in ("fr", "FRA", "", None):
+        for user in ("void", " Shopper ", None):
+            observations.append(
+                msgspec.structs.replace(
+                    odd, country=country, user_id=user, email=user, ip=user, linked_id=user
+                )
+            )
+    _, model, thresholds = load_model(settings)
+    plain = Scorer(
+        policy=IdentifierPolicy(b"k", ["void"]),
+        store=None,
+        spec=FeatureSpec(settings.reuse_window_labels),
+        model=model,
+        thresholds=thresholds,
+        lists=AccessLists(settings),
+    )
+    memo = MemoPolicy(b"k", ["void"], size=50)  # small: the memos start over
+    assert [memo.refs(obs) for obs in observations * 2] == [
+        plain.refs(obs) for obs in observations * 2
+    ]
 
 
 def _heap_order(stamped: list[tuple[int, int, float, str]], window: int) -> tuple[list[str], int]:
