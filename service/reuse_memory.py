@@ -224,13 +224,17 @@ class MemoryReuseStore:
                         continue
                     else:
                         times = relation[1]
-                    # Members at or after each window's start; when the oldest is inside the
-                    # narrowest window, all of them are inside every window.
+                    # Members at or after each window's start; a window the oldest member is
+                    # inside holds all of them (and when that is the narrowest, so do all).
                     size = len(times)
-                    if size < 64 and times[0] >= narrowest:
+                    oldest = times[0]
+                    if size < 64 and oldest >= narrowest:
                         counts += full[size]
                     else:
-                        counts += [size - bisect_left(times, start) for start in starts]
+                        counts += [
+                            size if oldest >= start else size - bisect_left(times, start)
+                            for start in starts
+                        ]
                 if touched:
                     entities.move_to_end(key)
             if touched:
