@@ -363,7 +363,7 @@ class Rescorer:
         encoder = msgspec.json.Encoder()
         chunk = _Chunk()
         observations, moments, now = chunk.observations, chunk.moments, chunk.now
-        for moment, seconds, obs in self._ordered(lines, rejects, summary):
+        for moment, _, seconds, obs in self._ordered(lines, rejects, summary):
             observations.append(obs)
             moments.append(moment)
             now.append(seconds)
@@ -473,7 +473,7 @@ class Rescorer:
 
     def _ordered(
         self, lines: Iterator[bytes], rejects: IO[bytes], summary: Summary
-    ) -> Iterator[tuple[int, float, Observation]]:
+    ) -> Iterator[_Stamped[Observation]]:
         """Observations with their time in milliseconds and in seconds, in time order as far
         as a bounded buffer can restore it."""
         return _in_time_order(self._decoded(lines, rejects, summary), self._reorder_window, summary)
@@ -537,7 +537,7 @@ _Stamped = tuple[int, int, float, T]
 
 def _in_time_order(
     stamped: Iterable[_Stamped[T]], window: int, summary: Summary
-) -> Iterator[tuple[int, float, T]]:
+) -> Iterator[_Stamped[T]]:
     """``stamped`` in time order as far as a buffer of ``window`` items restores it: once
     the buffer is full, the earliest item leaves as each new one comes (items that still
     leave after a later one are counted late). The buffer is a queue of items in order,
@@ -557,14 +557,14 @@ def _in_time_order(
                 summary.late += 1
             else:
                 newest_out = first[0]
-            yield first[0], first[2], first[3]
+            yield first
     while run or early:
         first = heapq.heappop(early) if early and (not run or early[0] < run[0]) else run.popleft()
         if first[0] < newest_out:
             summary.late += 1
         else:
             newest_out = first[0]
-        yield first[0], first[2], first[3]
+        yield first
 
 
 class _Tally:

@@ -229,7 +229,7 @@ def test_the_reorder_buffer_gives_what_one_heap_gives(window: int) -> None:
         moments.append(now - rng.choice([0] * 12 + [1, 3, 30, 200, -50]))
     stamped = [(m, n, m / 1000, f"line {n}") for n, m in enumerate(moments, start=1)]
     summary = Summary()
-    ordered = [obs for _, _, obs in _in_time_order(stamped, window, summary)]
+    ordered = [obs for _, _, _, obs in _in_time_order(stamped, window, summary)]
     expected, late = _heap_order(stamped, window)
     assert ordered == expected
     assert summary.late == late
