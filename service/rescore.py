@@ -147,11 +147,12 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 to its URL-safe alphabet
 
 
 class MemoPolicy(IdentifierPolicy):
-    """``IdentifierPolicy`` whose hashed identifiers are remembered, per kind: a device, user
-    or IP comes back event after event, and hygiene plus a keyed hash cost more than a
-    lookup. A memo maps the raw value to its hash, or to "" for a value that does not count.
-    Each memo keeps at most ``size`` values (it starts over when full), so memory stays flat.
-    Request ids are not remembered: each comes once."""
+    """``IdentifierPolicy`` for rescoring, where every identifier of every event is hashed:
+    ``refs`` remembers the hashed identifiers per kind (a device, user or IP comes back
+    event after event, and hygiene plus a keyed hash cost more than a lookup), and ``digest``
+    continues from a keyed state per kind. A memo maps the raw value to its hash, or to ""
+    for a value that does not count. Each memo keeps at most ``size`` values (it starts over
+    when full), so memory stays flat. Request ids are not remembered: each comes once."""
 
     def __init__(self, key: bytes, extra_blocked: Iterable[str] = (), size: int = 1 << 14):
         super().__init__(key, extra_blocked)
@@ -176,25 +177,25 @@ class MemoPolicy(IdentifierPolicy):
         return binascii.b2a_base64(mac.digest(), newline=False).translate(_URLSAFE).decode()
 
     def refs(self, obs: Observation) -> EntityRefs:
-        """``Scorer.refs(obs)``, with the memos looked up here rather than through a method
-        per identifier: every event of a rescoring is hashed (a test holds the two equal)."""
+        """``Scorer.refs(obs)``, each identifier's hash looked up in its kind's memo first (a
+        test holds the two equal)."""
         space: DeviceSpace = "ipqs" if obs.source == "ipqs" else "fp"
         devices = self._devices.setdefault(space, {})
         device = devices.get(value := obs.visitor_id)
         if device is None:
-            device = self._keep(devices, value, IdentifierPolicy.device(self, space, value))
+            device = self._keep(devices, value, self.device(space, value))
         user = self._users.get(value := obs.user_id)
         if user is None:
-            user = self._keep(self._users, value, IdentifierPolicy.user(self, value))
+            user = self._keep(self._users, value, self.user(value))
         email = self._emails.get(value := obs.email)
         if email is None:
-            email = self._keep(self._emails, value, IdentifierPolicy.email(self, value))
+            email = self._keep(self._emails, value, self.email(value))
         ip = self._ips.get(value := obs.ip)
         if ip is None:
-            ip = self._keep(self._ips, value, IdentifierPolicy.ip(self, value))
+            ip = self._keep(self._ips, value, self.ip(value))
         linked = self._linked.get(value := obs.linked_id)
         if linked is None:
-            linked = self._keep(self._linked, value, IdentifierPolicy.linked(self, value))
+            linked = self._keep(self._linked, value, self.linked(value))
         country = obs.country
         return EntityRefs(
             device=device or None,
@@ -212,39 +213,6 @@ class MemoPolicy(IdentifierPolicy):
             memo.clear()
         kept = memo[value] = hashed or ""
         return kept
-
-    def user(self, value: str | None) -> str | None:
-        found = self._users.get(value)
-        if found is None:
-            found = self._keep(self._users, value, super().user(value))
-        return found or None
-
-    def email(self, value: str | None) -> str | None:
-        found = self._emails.get(value)
-        if found is None:
-            found = self._keep(self._emails, value, super().email(value))
-        return found or None
-
-    def linked(self, value: str | None) -> str | None:
-        found = self._linked.get(value)
-        if found is None:
-            found = self._keep(self._linked, value, super().linked(value))
-        return found or None
-
-    def ip(self, value: str | None) -> str | None:
-        found = self._ips.get(value)
-        if found is None:
-            found = self._keep(self._ips, value, super().ip(value))
-        return found or None
-
-    def device(self, kind: str, value: str | None) -> str | None:
-        memo = self._devices.get(kind)
-        if memo is None:
-            memo = self._devices[kind] = {}
-        found = memo.get(value)
-        if found is None:
-            found = self._keep(memo, value, super().device(kind, value))
-        return found or None
 
 
 _ipqs_decoder = msgspec.msgpack.Decoder(IpqsSignals)
@@ -447,6 +415,8 @@ class Rescorer:
         return self.spec.matrix(FeatureRows(observations, joined, reuse, first_seen, chunk.now))
 
     def _reason_codes(self, verdicts: _Verdicts, row: int) -> list[str]:
+        """A row's reason codes: the list of each ranking is built once and shared by the
+        lines that have it (which are only encoded)."""
         listed = verdicts.listed.get(row) if verdicts.listed else None
         if listed is not None:
             return [reason.code for reason in listed.reasons]
