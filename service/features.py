@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import cached_property
 from operator import attrgetter
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from service.observation import IpqsSignals, Observation
+from service.observation import IpqsSignals, Observation, Signals
 from service.reuse import RELATION_NAMES, ReuseSnapshot
 
 FEATURE_SPEC_VERSION = "1"
@@ -37,11 +38,97 @@ class FeatureInput(msgspec.Struct, frozen=True):
     now: datetime
 
 
+class FeatureRows:
+    """``FeatureInput`` for many rows at once, read column by column (batch rescoring):
+    ``reuse_counts`` holds each row's counts relation-major (``RELATION_NAMES`` order,
+    narrowest window first), ``now`` each row's moment as ``datetime.timestamp()``."""
+
+    def __init__(
+        self,
+        observations: Sequence[Observation],
+        ipqs: Sequence[IpqsSignals | None],
+        reuse_counts: npt.NDArray[np.int64],
+        device_first_seen_ms: Sequence[int | None],
+        now: Sequence[float],
+    ) -> None:
+        self.observations = observations
+        self.ipqs = ipqs
+        self.reuse_counts = reuse_counts
+        self.device_first_seen_ms = device_first_seen_ms
+        self.now = now
+
+    def __len__(self) -> int:
+        return len(self.observations)
+
+    def observed(self, name: str) -> list[object]:
+        return list(map(attrgetter(name), self.observations))
+
+    def signal(self, name: str) -> npt.NDArray[np.object_]:
+        return self._signals.column(_SIGNAL_FIELDS.index(name))
+
+    def ipqs_field(self, name: str) -> npt.NDArray[np.object_]:
+        return self._ipqs.column(_IPQS_FIELDS.index(name))
+
+    @cached_property
+    def _signals(self) -> _Distinct:
+        return _Distinct([obs.signals for obs in self.observations], len(_SIGNAL_FIELDS))
+
+    @cached_property
+    def _ipqs(self) -> _Distinct:
+        # No IPQS result reads as the defaults of one (success, every signal unknown): each
+        # IPQS feature of either is 0, as the row definitions say.
+        ipqs = [_NO_IPQS if i is None else i for i in self.ipqs]
+        return _Distinct(ipqs, len(_IPQS_FIELDS))
+
+
+class _Distinct:
+    """Values of a frozen struct, one per row, read as a table of the distinct values'
+    fields and each row's index in it: a chunk holds a few dozen distinct signal sets, so
+    their fields are taken out once each rather than once per row."""
+
+    def __init__(self, values: list[Signals] | list[IpqsSignals], fields: int) -> None:
+        index: dict[Signals | IpqsSignals, int] = {}
+        self._rows = np.array([index.setdefault(v, len(index)) for v in values], dtype=np.intp)
+        self._table = _table([msgspec.structs.astuple(v) for v in index], fields)
+
+    def column(self, field: int) -> npt.NDArray[np.object_]:
+        column: npt.NDArray[np.object_] = self._table[:, field][self._rows]
+        return column
+
+
+_SIGNAL_FIELDS = Signals.__struct_fields__
+_IPQS_FIELDS = IpqsSignals.__struct_fields__
+_NO_IPQS = IpqsSignals()
+Column = npt.NDArray[np.float64]
+
+
+def _table(rows: list[tuple[object, ...]], fields: int) -> npt.NDArray[np.object_]:
+    """Tuples of ``fields`` values as a 2-D object array (rows x fields), also when empty."""
+    table = np.empty((len(rows), fields), dtype=object)
+    if rows:
+        table[:] = rows
+    return table
+
+
+def _flags(values: Sequence[object] | npt.NDArray[np.object_]) -> Column:
+    """``_flag`` of every value: an object array's ``astype(bool)`` is Python truthiness."""
+    return np.asarray(values, dtype=object).astype(bool).astype(np.float64)
+
+
+def _numbers(values: Sequence[float | None] | npt.NDArray[np.object_], missing: float) -> Column:
+    """Numbers or None as floats, ``missing`` for None."""
+    return np.array([missing if v is None else v for v in values], dtype=np.float64)
+
+
 class Feature(msgspec.Struct, frozen=True):
+    """``compute`` gives one row's value; ``column`` the values of many rows at once (none
+    for the reuse features, which ``FeatureSpec`` transforms as one block)."""
+
     name: str
     meaning: str
     kind: str  # how the value is derived; part of the spec hash
     compute: Callable[[FeatureInput], float]
+    column: Callable[[FeatureRows], Column] | None = None
 
     @property
     def reason_code(self) -> str:
@@ -57,7 +144,11 @@ _SIGNAL_FLAG = "flag:signals."
 
 def _signal(name: str, meaning: str) -> Feature:
     return Feature(
-        name, meaning, _SIGNAL_FLAG + name, lambda f: _flag(getattr(f.obs.signals, name))
+        name,
+        meaning,
+        _SIGNAL_FLAG + name,
+        lambda f: _flag(getattr(f.obs.signals, name)),
+        lambda rows: _flags(rows.signal(name)),
     )
 
 
@@ -69,6 +160,14 @@ def _low_confidence(f: FeatureInput) -> float:
     return 0.0
 
 
+def _low_confidence_column(rows: FeatureRows) -> Column:
+    confidence = _numbers(np.asarray(rows.observed("confidence"), dtype=object), math.nan)
+    guid = _numbers(rows.ipqs_field("guid_confidence"), math.nan)
+    from_ipqs = np.where(np.isnan(guid), 0.0, 1.0 - guid / 100)
+    own = np.minimum(np.maximum(1.0 - confidence, 0.0), 1.0)
+    return np.where(np.isnan(confidence), from_ipqs, own)
+
+
 def _device_newness(f: FeatureInput) -> float:
     known = [int(f.obs.first_seen_at.timestamp() * 1000)] if f.obs.first_seen_at else []
     if f.reuse.device_first_seen_ms is not None:
@@ -77,6 +176,23 @@ def _device_newness(f: FeatureInput) -> float:
         return 0.0
     age_days = max(0.0, (f.now.timestamp() * 1000 - min(known)) / DAY_MS)
     return 1.0 / (1.0 + age_days)
+
+
+def _device_newness_column(rows: FeatureRows) -> Column:
+    # Milliseconds since the epoch stay below 2**53: as floats they are exact, and the
+    # arithmetic is the row definition's, operation for operation. NaN stands for unknown,
+    # which ``fmin`` passes over as ``min(known)`` does.
+    reported = np.array(
+        [
+            int(obs.first_seen_at.timestamp() * 1000) if obs.first_seen_at else math.nan
+            for obs in rows.observations
+        ],
+        dtype=np.float64,
+    )
+    stored = _numbers(rows.device_first_seen_ms, math.nan)
+    earliest = np.fmin(reported, stored)
+    age_days = np.maximum(0.0, (np.asarray(rows.now, dtype=np.float64) * 1000 - earliest) / DAY_MS)
+    return np.where(np.isnan(earliest), 0.0, 1.0 / (1.0 + age_days))
 
 
 def _reuse(relation: str, window: int, label: str) -> Feature:
@@ -97,18 +213,23 @@ class FeatureSpec:
                 "1 - identification confidence (Fingerprint score, else IPQS guid_confidence)",
                 "confidence",
                 _low_confidence,
+                _low_confidence_column,
             ),
             Feature(
                 "visitor_not_found",
                 "Fingerprint has never seen this visitor before",
                 "flag:visitor_found=false",
                 lambda f: 1.0 if f.obs.visitor_found is False else 0.0,
+                lambda rows: np.array(
+                    [found is False for found in rows.observed("visitor_found")], np.float64
+                ),
             ),
             Feature(
                 "incognito",
                 "private / incognito browsing",
                 "flag:incognito",
                 lambda f: _flag(f.obs.incognito),
+                lambda rows: _flags(rows.observed("incognito")),
             ),
             _signal("vpn", "VPN detected"),
             _signal("vpn_timezone_mismatch", "VPN: browser timezone differs from the IP's"),
@@ -134,36 +255,42 @@ class FeatureSpec:
                 "Fingerprint Suspect Score / 100, capped at 1",
                 "suspect_score/100",
                 lambda f: min((f.obs.signals.suspect_score or 0) / 100, 1.0),
+                lambda rows: np.minimum(_numbers(rows.signal("suspect_score"), 0) / 100, 1.0),
             ),
             Feature(
                 "ipqs_fraud_chance",
                 "IPQS fraud_chance / 100 (own or joined result)",
                 "ipqs.fraud_chance/100",
                 lambda f: (f.ipqs.fraud_chance or 0) / 100 if f.ipqs else 0.0,
+                lambda rows: _numbers(rows.ipqs_field("fraud_chance"), 0) / 100,
             ),
             Feature(
                 "ipqs_recent_abuse",
                 "IPQS: recent verified abuse",
                 "flag:ipqs.recent_abuse",
                 lambda f: _flag(f.ipqs.recent_abuse) if f.ipqs else 0.0,
+                lambda rows: _flags(rows.ipqs_field("recent_abuse")),
             ),
             Feature(
                 "ipqs_bot_status",
                 "IPQS: bot or spoofed device",
                 "flag:ipqs.bot_status",
                 lambda f: _flag(f.ipqs.bot_status) if f.ipqs else 0.0,
+                lambda rows: _flags(rows.ipqs_field("bot_status")),
             ),
             Feature(
                 "ipqs_lookup_failed",
                 "an IPQS lookup was made and failed (blocked scripts, tampering)",
                 "flag:ipqs.success=false",
                 lambda f: 1.0 if f.ipqs is not None and not f.ipqs.success else 0.0,
+                lambda rows: 1.0 - _flags(rows.ipqs_field("success")),
             ),
             Feature(
                 "device_newness",
                 "1 / (1 + device age in days), age from the earliest first-seen known",
                 "1/(1+age_days)",
                 _device_newness,
+                _device_newness_column,
             ),
             *(
                 _reuse(relation, index, label)
@@ -185,6 +312,10 @@ class FeatureSpec:
         described = "\n".join(f"{f.name}\t{f.kind}\t{f.meaning}" for f in self.features)
         self.hash = hashlib.sha256(f"{FEATURE_SPEC_VERSION}\n{described}".encode()).hexdigest()
         self.version = FEATURE_SPEC_VERSION
+        signal_features = self.features[: self._reuse_start]
+        self._columns = [f.column for f in signal_features if f.column is not None]
+        if len(self._columns) != len(signal_features):
+            raise TypeError("every feature outside the reuse block needs a column definition")
 
     def vector(self, item: FeatureInput) -> npt.NDArray[np.float64]:
         values = [f.compute(item) for f in self._head]
@@ -199,6 +330,15 @@ class FeatureSpec:
         np.maximum(reuse, 0.0, out=reuse)
         np.log1p(reuse, out=reuse)
         return x
+
+    def matrix(self, rows: FeatureRows) -> npt.NDArray[np.float64]:
+        """``vector`` of every row at once (batch rescoring): a column per signal feature,
+        then the reuse block in one expression."""
+        matrix = np.empty((len(rows), len(self.features)))
+        for index, column in enumerate(self._columns):
+            matrix[:, index] = column(rows)
+        matrix[:, len(self._columns) :] = np.log1p(np.maximum(rows.reuse_counts - 1.0, 0.0))
+        return matrix
 
     def vector_slow(self, item: FeatureInput) -> npt.NDArray[np.float64]:
         """Every feature through its own ``compute``: the definition ``vector`` must match."""

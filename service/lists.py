@@ -37,6 +37,11 @@ class AccessLists:
         )
         self._empty = not any((*self._visitors, *self._users, *self._ips))
 
+    @property
+    def empty(self) -> bool:
+        """No list names anyone: ``match`` answers None whatever it is asked."""
+        return self._empty
+
     def match(
         self, visitor_id: str | None, user_id: str | None, ip: str | None
     ) -> ListMatch | None:

@@ -23,7 +23,7 @@ hold one member).
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 from operator import attrgetter
@@ -39,19 +39,21 @@ from service.reuse import (
     ReuseSnapshot,
 )
 
-_Relation = tuple[dict[str, int], list[tuple[int, str]]]
-"""Members with their times, and the (time, member) pairs kept sorted: windows are counted
-by bisection, and the oldest member (Redis's lowest rank) is always first."""
+_Relation = tuple[dict[str, int], list[int], list[str]]
+"""Members with their times; and the same in Redis's rank order (by time, then member) as
+two parallel lists, times and members: windows are counted by bisecting the times, and the
+lowest rank is always first. Updating the newest member's time, the usual write, then
+allocates nothing."""
 
 # The member kinds, read from ``EntityRefs`` in one call per observation.
 _KINDS = tuple(dict.fromkeys(kind for e in ENTITIES for _, kind, _ in RELATIONS[e]))
 _members = attrgetter(*_KINDS)
 
-# What ``observe`` walks for each entity, per device space: (relation name, index of the
-# member kind in ``_KINDS``, NX mode, slot of the relation in the entity's state). Slots are
-# per set name, as the Redis keys are named: a user's or an IP's devices have one set per
-# vendor space.
-_Step = tuple[str, int, bool, int]
+# What ``observe`` walks for each entity, per device space: (index of the member kind in
+# ``_KINDS``, NX mode, slot of the relation in the entity's state), in ``RELATIONS`` order.
+# Slots are per set name, as the Redis keys are named: a user's or an IP's devices have one
+# set per vendor space.
+_Step = tuple[int, bool, int]
 _Plan = tuple[tuple[Entity, tuple[_Step, ...]], ...]
 
 
@@ -63,10 +65,10 @@ def _plans() -> dict[DeviceSpace, _Plan]:
         plan = []
         for entity in ENTITIES:
             steps = []
-            for name, kind, mode in RELATIONS[entity]:
+            for _, kind, mode in RELATIONS[entity]:
                 entity_slots = slots[entity]
                 slot = entity_slots.setdefault(refs.set_name(kind), len(entity_slots))
-                steps.append((name, _KINDS.index(kind), mode == "nx", slot))
+                steps.append((_KINDS.index(kind), mode == "nx", slot))
             plan.append((entity, tuple(steps)))
         plans[space] = tuple(plan)
     return plans
@@ -101,9 +103,13 @@ class MemoryReuseStore:
         self._ipqs_window_ms = ipqs_window_ms
         # Insertion order = last-write order, so expired entities sit at the front.
         self._entities: OrderedDict[tuple[Entity, str], _EntityState] = OrderedDict()
-        self._zero = dict.fromkeys(RELATION_NAMES, (0,) * len(self._windows))
+        # The counts of an entity the event does not name, or that is not stored.
+        self._absent = {e: (0,) * len(self._windows) * len(RELATIONS[e]) for e in ENTITIES}
         # (n, n, ...) per size: the counts of a relation whose members are all in every window.
         self._full = [(n,) * len(self._windows) for n in range(64)]
+        self._widest = self._windows[-1]
+        # What a read (``write=False``) adds: no member of any kind.
+        self._no_members = (None,) * len(_KINDS)
 
     @property
     def windows_ms(self) -> tuple[int, ...]:
@@ -120,15 +126,36 @@ class MemoryReuseStore:
         write: bool = True,
         ipqs_blob: bytes | None = None,
     ) -> ReuseSnapshot:
-        self._evict(now_ms)
+        counts: list[int] = []
+        first_seen, blob = self.record(refs, now_ms, counts, write=write, ipqs_blob=ipqs_blob)
+        width = len(self._windows)
+        by_name = {
+            name: tuple(counts[index * width : (index + 1) * width])
+            for index, name in enumerate(RELATION_NAMES)
+        }
+        return ReuseSnapshot(by_name, first_seen, blob)
+
+    def record(
+        self,
+        refs: EntityRefs,
+        now_ms: int,
+        counts: list[int],
+        *,
+        write: bool = True,
+        ipqs_blob: bytes | None = None,
+    ) -> tuple[int | None, bytes | None]:
+        """``observe`` for batch paths: the counts are appended to ``counts`` (relation by
+        relation in ``RELATION_NAMES`` order, narrowest window first) instead of a snapshot
+        being built; the device's first sighting and the joined IPQS blob are returned."""
         entities = self._entities
-        windows = self._windows
+        horizon = now_ms - self._widest
+        if entities and entities[next(iter(entities))].last_write < horizon:
+            self._evict(horizon)
         cap = self._cap
         full = self._full
-        narrowest = now_ms - windows[0]
-        horizon = now_ms - windows[-1]
-        counts = self._zero.copy()
-        members_of: tuple[str | None, ...] = _members(refs)
+        starts = [now_ms - w for w in self._windows]
+        narrowest = starts[0]
+        members_of: tuple[str | None, ...] = _members(refs) if write else self._no_members
         first_seen: int | None = None
         blob: bytes | None = None
         for entity, steps in _PLANS[refs.device_space]:
@@ -139,85 +166,95 @@ class MemoryReuseStore:
             else:
                 entity_id = refs.ip
             if entity_id is None:
+                counts += self._absent[entity]
                 continue
             key = (entity, entity_id)
             state = entities.get(key)
-            touched = False
             if state is None:
-                if not write:
-                    continue
-                # A new entity: each relation starts with this event's member, in every window.
-                for name, kind, _, slot in steps:
+                # A new entity: each relation starts with this event's member, in every window
+                # (none is stored when the event names no member, or only reads).
+                for kind, _, slot in steps:
                     member = members_of[kind]
                     if member:
                         if state is None:
-                            state = _EntityState()
-                        state.relations[slot] = ({member: now_ms}, [(now_ms, member)])
-                        counts[name] = full[1]
+                            state = entities[key] = _EntityState()
+                        state.relations[slot] = ({member: now_ms}, [now_ms], [member])
+                        counts += full[1]
+                    else:
+                        counts += full[0]
                 if state is None:
                     continue
                 touched = True
             else:
-                for name, kind, nx, slot in steps:
-                    relation = state.relations[slot]
-                    member = members_of[kind] if write else None
+                touched = False
+                relations = state.relations
+                for kind, nx, slot in steps:
+                    relation = relations[slot]
+                    member = members_of[kind]
                     if member:
                         touched = True
                         if relation is None:
-                            relation = state.relations[slot] = ({}, [])
-                        members, ranked = relation
+                            relation = relations[slot] = ({}, [], [])
+                        members, times, names = relation
                         # ZADD NX / GT, then the trims by time and by rank.
                         previous = members.get(member)
                         if previous is None:
                             members[member] = now_ms
-                            pair = (now_ms, member)
-                            if not ranked or ranked[-1] < pair:
-                                ranked.append(pair)  # the usual case: the newest member
+                            if (
+                                not times
+                                or times[-1] < now_ms
+                                or (times[-1] == now_ms and names[-1] < member)
+                            ):
+                                times.append(now_ms)  # the usual case: the newest member
+                                names.append(member)
                             else:
-                                insort(ranked, pair)
-                            if len(ranked) > _LAZY or len(ranked) > cap:
-                                _trim(members, ranked, horizon, cap)
+                                _insert(times, names, now_ms, member)
+                            if len(times) > _LAZY or len(times) > cap:
+                                _trim(members, times, names, horizon, cap)
                         elif not nx and now_ms > previous:
                             members[member] = now_ms
-                            if ranked[-1][1] == member:  # the newest member, newer still
-                                ranked[-1] = (now_ms, member)
+                            if names[-1] == member:  # the newest member, newer still
+                                times[-1] = now_ms
                             else:
-                                del ranked[bisect_left(ranked, (previous, member))]
-                                insort(ranked, (now_ms, member))
+                                _remove(times, names, previous, member)
+                                _insert(times, names, now_ms, member)
                             # Redis trims only when a member joins (ZADD answers 1).
                     elif relation is None:
+                        counts += full[0]
                         continue
                     else:
-                        ranked = relation[1]
-                    # Members at or after each window's start; when the oldest is inside the
-                    # narrowest window, all of them are inside every window.
-                    size = len(ranked)
-                    if 0 < size < 64 and ranked[0][0] >= narrowest:
-                        counts[name] = full[size]
+                        times = relation[1]
+                    # Members at or after each window's start; a window the oldest member is
+                    # inside holds all of them (and when that is the narrowest, so do all).
+                    size = len(times)
+                    oldest = times[0]
+                    if size < 64 and oldest >= narrowest:
+                        counts += full[size]
                     else:
-                        counts[name] = tuple(
-                            [size - bisect_left(ranked, (now_ms - w,)) for w in windows]
-                        )
+                        counts += [
+                            size if oldest >= start else size - bisect_left(times, start)
+                            for start in starts
+                        ]
+                if touched:
+                    entities.move_to_end(key)
             if touched:
                 if state.first is None or now_ms < state.first:
                     state.first = now_ms
-                if entity == "user" and ipqs_blob:
+                if ipqs_blob and entity == "user":
                     state.blob, state.blob_at = ipqs_blob, now_ms
                 state.last_write = now_ms
-                entities[key] = state
-                entities.move_to_end(key)
             if entity == "device":
-                if state.first is not None:
-                    first_seen = state.first
+                first_seen = state.first
             elif entity == "user":
                 blob_at = state.blob_at
                 if blob_at is not None and now_ms - self._ipqs_window_ms <= blob_at <= now_ms:
                     blob = state.blob
-        return ReuseSnapshot(counts, first_seen, blob)
+        return first_seen, blob
 
-    def _evict(self, now_ms: int) -> None:
+    def _evict(self, horizon: int) -> None:
+        """Entities written before ``horizon``, from the front (the least recently written),
+        up to the first one written since."""
         entities = self._entities
-        horizon = now_ms - self._windows[-1]
         while entities:
             key = next(iter(entities))
             if entities[key].last_write >= horizon:
@@ -225,11 +262,33 @@ class MemoryReuseStore:
             del entities[key]
 
 
-def _trim(members: dict[str, int], ranked: list[tuple[int, str]], horizon: int, cap: int) -> None:
+def _insert(times: list[int], names: list[str], at: int, member: str) -> None:
+    """``member`` at time ``at``, in rank order: by time, then member."""
+    low = bisect_left(times, at)
+    position = bisect_left(names, member, low, bisect_right(times, at, low))
+    times.insert(position, at)
+    names.insert(position, member)
+
+
+def _remove(times: list[int], names: list[str], at: int, member: str) -> None:
+    """``member``, which is ranked at time ``at``."""
+    low = bisect_left(times, at)
+    position = bisect_left(names, member, low, bisect_right(times, at, low))
+    del times[position], names[position]
+
+
+def _trim(
+    members: dict[str, int], times: list[int], names: list[str], horizon: int, cap: int
+) -> None:
     """What the reuse script does when a member joins: members older than ``horizon`` go
     once the set holds more than ``_LAZY``, then the lowest ranks past ``cap``."""
-    if len(ranked) > _LAZY:
-        while ranked and ranked[0][0] < horizon:
-            del members[ranked.pop(0)[1]]
-    while len(ranked) > cap:
-        del members[ranked.pop(0)[1]]
+    if len(times) > _LAZY:
+        _drop_first(members, times, names, bisect_left(times, horizon))
+    _drop_first(members, times, names, len(times) - cap)
+
+
+def _drop_first(members: dict[str, int], times: list[int], names: list[str], count: int) -> None:
+    if count > 0:
+        for name in names[:count]:
+            del members[name]
+        del times[:count], names[:count]

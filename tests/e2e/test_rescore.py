@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import heapq
 import io
 import json
+import random
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -20,7 +23,16 @@ from service.decode import decode_event
 from service.features import FeatureSpec
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
-from service.rescore import CHUNK, MemoPolicy, Rescorer, Summary, read_lines
+from service.observation import Observation
+from service.rescore import (
+    CHUNK,
+    MemoPolicy,
+    Rescorer,
+    Summary,
+    _in_time_order,
+    _iso_times,
+    read_lines,
+)
 from service.reuse_memory import MemoryReuseStore
 from service.scoring import Scorer
 from service.settings import Settings
@@ -123,14 +135,107 @@ def test_chunked_rescoring_equals_scoring_event_by_event(settings: Settings) -> 
 
 
 def test_memo_policy_hashes_as_the_policy_does() -> None:
+    """Every kind of identifier, through the policy's own methods: the same hygiene and,
+    from the memo policy's keyed states, the same hashes."""
     plain = IdentifierPolicy(b"k", ["void"])
-    memo = MemoPolicy(b"k", ["void"], size=8)  # small: the memo starts over several times
-    values = [f"user-{n % 13}" for n in range(60)] + ["void", " Void ", "-1", "a@b.example"]
-    for value in values:
+    memo = MemoPolicy(b"k", ["void"])
+    values: list[str | None] = [f"user-{n % 13}" for n in range(60)]
+    values += ["void", " Void ", "-1", "a@b.example", None, "10.0.0.1", " ::1", "nope", "é€😀", ""]
+    for value in values * 2:
         assert memo.user(value) == plain.user(value)
         assert memo.email(value) == plain.email(value)
-        assert memo.device("ipqs", value) == plain.device("ipqs", value)
-        assert memo.request("fp", value) == plain.request("fp", value)
+        assert memo.linked(value) == plain.linked(value)
+        assert memo.ip(value) == plain.ip(value)
+        for kind in ("fp", "ipqs"):
+            assert memo.device(kind, value) == plain.device(kind, value)
+        if value is not None:
+            assert memo.request("fp", value) == plain.request("fp", value)
+    assert memo.user("void") is None and memo.ip("nope") is None
+
+
+def test_memo_policy_refs_are_the_scorers_refs(settings: Settings) -> None:
+    epoch = datetime.fromtimestamp(0, UTC)
+    observations = [decode_event(body, epoch) for _, body in stream(600)]
+    assert {obs.source for obs in observations} == {"fingerprint_v3", "fingerprint_v4", "ipqs"}
+    odd = observations[0]
+    for country in ("fr", "FRA", "", None):
+        for user in ("void", " Shopper ", None):
+            observations.append(
+                msgspec.structs.replace(
+                    odd, country=country, user_id=user, email=user, ip=user, linked_id=user
+                )
+            )
+    _, model, thresholds = load_model(settings)
+    plain = Scorer(
+        policy=IdentifierPolicy(b"k", ["void"]),
+        store=None,
+        spec=FeatureSpec(settings.reuse_window_labels),
+        model=model,
+        thresholds=thresholds,
+        lists=AccessLists(settings),
+    )
+    memo = MemoPolicy(b"k", ["void"], size=50)  # small: the memos start over
+    assert [memo.refs(obs) for obs in observations * 2] == [
+        plain.refs(obs) for obs in observations * 2
+    ]
+
+
+def _heap_order(stamped: list[tuple[int, int, float, str]], window: int) -> tuple[list[str], int]:
+    """The reorder buffer as one heap: the definition ``_in_time_order`` must match."""
+    heap: list[tuple[int, int, float, str]] = []
+    out, late, newest = [], 0, -(2**62)
+    for item in stamped:
+        if len(heap) < window:
+            heapq.heappush(heap, item)
+            continue
+        first = heapq.heappushpop(heap, item)
+        late += first[0] < newest
+        newest = max(newest, first[0])
+        out.append(first[3])
+    while heap:
+        first = heapq.heappop(heap)
+        late += first[0] < newest
+        newest = max(newest, first[0])
+        out.append(first[3])
+    return out, late
+
+
+def test_chunk_times_are_formatted_as_iso8601_formats_them() -> None:
+    """Microseconds at the edges of a millisecond, times far from the epoch (which numpy
+    cannot place exactly from float seconds), other time zones."""
+    rng = random.Random(6)
+    moments = [datetime(2038, 1, 19, 3, 14, 7, 999_999, tzinfo=UTC)]  # the last exact one
+    for _ in range(5000):
+        moment = datetime(1820, 1, 1, tzinfo=UTC) + timedelta(
+            seconds=rng.randint(0, 300 * 365 * 86_400),
+            microseconds=rng.choice([0, 999, 1000, 1001, 999_999, rng.randint(0, 999_999)]),
+        )
+        zone = timezone(timedelta(hours=rng.choice([0, 0, 2, -7])))
+        moments.append(moment.astimezone(zone))
+    observations = [
+        Observation(source="ipqs", request_id=str(n), visitor_id=None, time=moment)
+        for n, moment in enumerate(moments)
+    ]
+    seconds = [moment.timestamp() for moment in moments]
+    assert _iso_times(observations, seconds) == [iso8601(moment) for moment in moments]
+    assert _iso_times([], []) == []
+
+
+@pytest.mark.parametrize("window", [0, 1, 3, 40, 10_000])
+def test_the_reorder_buffer_gives_what_one_heap_gives(window: int) -> None:
+    rng = random.Random(window)
+    moments, now = [], 0
+    for _ in range(3000):
+        now += rng.choice([0, 0, 1, 5, 20])
+        # Mostly in order; some ties, some a little early or late, some far off.
+        moments.append(now - rng.choice([0] * 12 + [1, 3, 30, 200, -50]))
+    stamped = [(m, n, m / 1000, f"line {n}") for n, m in enumerate(moments, start=1)]
+    summary = Summary()
+    ordered = [obs for _, _, _, obs in _in_time_order(stamped, window, summary)]
+    expected, late = _heap_order(stamped, window)
+    assert ordered == expected
+    assert summary.late == late
+    assert late > 0 or window == 10_000
 
 
 def test_rescoring_puts_the_garbage_collector_back_as_it_was(settings: Settings) -> None:

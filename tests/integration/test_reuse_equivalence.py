@@ -17,15 +17,18 @@ WIDE = (5 * MINUTE, 60 * MINUTE, 72 * 60 * MINUTE)  # the whole stream: large re
 T0 = 1_790_000_000_000
 
 
-def stream(seed: int, length: int, late: bool = True) -> list[tuple[EntityRefs, int, bytes | None]]:
+def stream(
+    seed: int, length: int, late: bool = True, tick: int = 1
+) -> list[tuple[EntityRefs, int, bytes | None]]:
     """Random observations over ~50 hours with heavy reuse, retries and (unless ``late`` is
-    False) late arrivals."""
+    False) late arrivals; times are multiples of ``tick`` ms (whole minutes: many ties,
+    which rank by member)."""
     rng = random.Random(seed)
     events: list[tuple[EntityRefs, int, bytes | None]] = []
     now = T0
     for n in range(length):
-        now += rng.randint(0, 4 * MINUTE)
-        delay = rng.choice([0, 0, 0, 0, rng.randint(0, 30 * MINUTE)])  # some arrive late
+        now += rng.randint(0, 4 * MINUTE // tick) * tick
+        delay = rng.choice([0, 0, 0, 0, rng.randint(0, 30 * MINUTE // tick) * tick])
         at = now - delay if late else now
 
         def pick(prefix: str, pool: int) -> str | None:
@@ -51,25 +54,28 @@ def stream(seed: int, length: int, late: bool = True) -> list[tuple[EntityRefs, 
 
 
 @pytest.mark.parametrize(
-    ("cap", "late", "windows"),
+    ("cap", "late", "windows", "tick"),
     [
-        pytest.param(6, True, WINDOWS, id="small-cap"),  # rank trimming happens often
+        pytest.param(6, True, WINDOWS, 1, id="small-cap"),  # rank trimming happens often
+        # Members that tie on time: the rank order (and so trimming) falls to the member.
+        pytest.param(6, True, WINDOWS, MINUTE, id="ties-small-cap"),
+        pytest.param(50, True, WIDE, MINUTE, id="ties-late-wide"),
         # Relations grow past the sizes whose counts the memory store takes from a table.
-        pytest.param(80, False, WIDE, id="large-relations"),
+        pytest.param(80, False, WIDE, 1, id="large-relations"),
         # Late events reach back past trims: both stores must trim at the same moments.
-        pytest.param(50, True, WINDOWS, id="late-events-past-8-members"),
-        pytest.param(12, True, WIDE, id="late-events-wide-windows"),
+        pytest.param(50, True, WINDOWS, 1, id="late-events-past-8-members"),
+        pytest.param(12, True, WIDE, 1, id="late-events-wide-windows"),
     ],
 )
 async def test_redis_and_memory_agree_on_every_count(
-    redis_client: Redis, prefix: str, cap: int, late: bool, windows: tuple[int, ...]
+    redis_client: Redis, prefix: str, cap: int, late: bool, windows: tuple[int, ...], tick: int
 ) -> None:
     redis_store = ReuseStore(
         redis_client, Keys(prefix), windows_ms=windows, cap=cap, ipqs_window_ms=30 * MINUTE
     )
     memory_store = MemoryReuseStore(windows_ms=windows, cap=cap, ipqs_window_ms=30 * MINUTE)
     compared, largest, joined = 0, 0, 0
-    for refs, at, blob in stream(seed=11, length=1500, late=late):
+    for refs, at, blob in stream(seed=11, length=1500, late=late, tick=tick):
         from_redis = await redis_store.observe(refs, at, ipqs_blob=blob)
         from_memory = memory_store.observe(refs, at, ipqs_blob=blob)
         assert from_memory == from_redis, (refs, at)
@@ -123,3 +129,21 @@ async def test_a_late_event_counts_what_trimming_left_in_both_stores(
     # The late event's day reaches back to "old", which neither store has trimmed (and its
     # minute holds itself and "new": counts run from the window's start onwards).
     assert from_redis.counts["users_per_device"] == (2, 3)
+
+
+async def test_members_tied_on_time_rank_by_member_in_both_stores(
+    redis_client: Redis, prefix: str
+) -> None:
+    """At one time, members rank by member: the cap trims "a" before "b", whichever came
+    first; "a" then joins again, and only its new time is in the last hour."""
+    windows = (60 * MINUTE, 24 * 60 * MINUTE)
+    redis_store = ReuseStore(
+        redis_client, Keys(prefix), windows_ms=windows, cap=2, ipqs_window_ms=MINUTE
+    )
+    memory_store = MemoryReuseStore(windows_ms=windows, cap=2, ipqs_window_ms=MINUTE)
+    history = [("b", T0), ("a", T0), ("c", T0), ("a", T0 + 120 * MINUTE)]
+    for event, at in history:
+        refs = EntityRefs(device="D", event=event)
+        from_redis = await redis_store.observe(refs, at)
+        assert memory_store.observe(refs, at) == from_redis
+    assert from_redis.counts["events_per_device"] == (1, 2)

@@ -235,3 +235,27 @@ def test_thresholds_classify_and_validate() -> None:
     assert thresholds.classify(70) == ("high", "block")
     with pytest.raises(ValueError):
         Thresholds(review=80, block=50)
+
+
+def test_reasons_ranked_for_many_rows_are_the_reasons_of_each_row() -> None:
+    """Ties included: with every weight 1, the present features of a row all contribute
+    alike, and ``risk`` lists them in feature order; so must the batch ranking."""
+    flat = msgspec.structs.replace(
+        MODEL.artifact, model=Logistic(intercept=-3.0, coefficients=[1.0] * len(SPEC))
+    )
+    rng = np.random.default_rng(3)
+    rows = rng.choice([0.0, 0.0, 0.0, 0.5, 1.0, 2.0], size=(300, len(SPEC)))
+    rows[:40] = 0.0  # no reason at all
+    rows[20:40, :3] = 1.0  # fewer than five
+    for model in (MODEL, RiskModel(flat, SPEC)):
+        ranked, contributions = model.ranked_reasons(rows)
+        expected = [model.risk(row, THRESHOLDS) for row in rows]
+        codes = [f.reason_code for f in SPEC.features]
+        assert [[codes[i] for i in r] for r in ranked] == [
+            [reason.code for reason in risk.reasons] for risk in expected
+        ]
+        assert [
+            [round(float(contributions[n, i]), 4) for i in r] for n, r in enumerate(ranked)
+        ] == [[reason.contribution for reason in risk.reasons] for risk in expected]
+        assert model.scores(rows) == [risk.score for risk in expected]
+        assert {len(r) for r in ranked} == {0, 3, 5}
