@@ -62,6 +62,12 @@ class Scorer:
         self.model = model
         self.thresholds = thresholds
         self._lists = lists
+        # The surfaced counts' names, worked out once: (name, relation, window index).
+        self._key_counts = [
+            (f"{relation}_{label}", relation, index)
+            for relation in KEY_RELATIONS
+            for index, label in enumerate(spec.window_labels)
+        ]
 
     @property
     def policy(self) -> IdentifierPolicy:
@@ -161,11 +167,8 @@ class Scorer:
         )
 
     def key_counts(self, reuse: ReuseSnapshot) -> dict[str, int]:
-        return {
-            f"{relation}_{label}": reuse.counts[relation][index]
-            for relation in KEY_RELATIONS
-            for index, label in enumerate(self.spec.window_labels)
-        }
+        counts = reuse.counts
+        return {name: counts[relation][index] for name, relation, index in self._key_counts}
 
     def history_entry(self, obs: Observation, assessment: Assessment) -> HistoryEntry:
         risk = assessment.risk
