@@ -151,11 +151,8 @@ class ScoreService:
             obs,
             now=now,
             count_event=bool(obs.request_id),
-            also=[limiter.command(api_key_id, now_ms)] if limited and api_key_id else [],
-            also_scripts=limiter.scripts,
-            before_scoring=(lambda replies: limiter.check(int(replies[0]), now_ms))
-            if limited
-            else None,
+            also=limiter.commands(api_key_id, now_ms) if limited and api_key_id else [],
+            before_scoring=(lambda replies: limiter.check(replies, now_ms)) if limited else None,
         )
         later: list[Command] = []
         if obs.request_id and not stored:
@@ -167,7 +164,7 @@ class ScoreService:
             )
         if assessment.refs.device is not None and obs.request_id:
             entry = self._scorer.history_entry(obs, assessment)
-            later.append(self._memory.history_command(assessment.refs.device, entry))
+            later += self._memory.history_commands(assessment.refs.device, entry)
         self._deferred.add(later)
         if self._metrics is not None:
             self._metrics.count_score(assessment.risk.level, obs.source)

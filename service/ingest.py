@@ -120,14 +120,13 @@ class Ingestor:
         ]
         if assessment.refs.device is not None:
             entry = self._scorer.history_entry(obs, assessment)
-            also.append(self._memory.history_command(assessment.refs.device, entry))
+            also += self._memory.history_commands(assessment.refs.device, entry)
         fresh, stored = await self._outbox.commit(
             scope,
             obs.request_id,
             _encoder.encode(answer),
             [m for _, m in specs.messages],
             also=also,
-            also_scripts=self._memory.scripts,
         )
         if fresh:
             return Ingested(answer, replayed=False)
