@@ -105,6 +105,10 @@ async def test_score_api_requires_a_valid_api_key(app_with: Callable[..., Litest
         assert ok.status_code == 200
         visitor = await client.get("/v1/visitors/x")
         assert visitor.status_code == 401
+        # Every checkout route, the cold ones included (each carries its own key check).
+        for path, body in (("/v1/rescore", {"visitorId": "x"}), ("/v1/labels", {"labels": []})):
+            refused = await client.post(path, json=body, headers={"authorization": "Bearer no"})
+            assert refused.status_code == 401, path
 
 
 async def test_score_api_errors_are_clear(client: AsyncTestClient[Litestar]) -> None:
