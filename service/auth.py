@@ -6,7 +6,7 @@ The hooks are coroutines on purpose: Litestar runs a plain function in a worker 
 thread hop (~15 % of a score request's CPU) every call. The checkout check is a before-request
 hook rather than a guard because Litestar copies the route handler for every guard call; the
 admin routes are cold and keep the guard. The hot routes' lanes (``service.routes.hot_path``)
-run no hooks: they call ``checkout_key`` themselves.
+run no hooks: they call ``checkout_key`` / ``verify_checkout_key`` themselves.
 """
 
 from __future__ import annotations
@@ -45,17 +45,21 @@ def _presented_key(scope: Scope, keys: Sequence[Secret]) -> bytes:
     return presented
 
 
+def verify_checkout_key(scope: Scope, settings: Settings) -> bytes:
+    """The checkout API key presented; 401 when it is none of ``RISKWIRE_API_KEYS``."""
+    return _presented_key(scope, settings.api_keys)
+
+
 def checkout_key(scope: Scope, settings: Settings) -> str:
-    """The id of the checkout API key presented (a hash, for per-key rate limits; never the
-    key itself); 401 when none of ``RISKWIRE_API_KEYS`` is presented."""
-    return key_id(_presented_key(scope, settings.api_keys).decode(errors="replace"))
+    """``verify_checkout_key``, answering the key's id (a hash, for per-key rate limits;
+    never the key itself)."""
+    return key_id(verify_checkout_key(scope, settings).decode(errors="replace"))
 
 
 async def require_api_key(request: Request) -> None:  # type: ignore[type-arg]
     """A before-request hook, not a guard: Litestar copies the route handler for every
     guard call, ~4 % of a score request's CPU."""
-    settings: Settings = request.app.state.settings
-    _presented_key(request.scope, settings.api_keys)
+    verify_checkout_key(request.scope, request.app.state.settings)
 
 
 async def require_admin_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]

@@ -285,7 +285,8 @@ class ReuseStore:
 
 def _plan(keys: Keys, entity: Entity, space: DeviceSpace, script: LuaScript) -> _Plan:
     relations = RELATIONS[entity]
-    set_names = [device_set(space) if kind == "device" else kind for _, kind, _ in relations]
+    in_space = EntityRefs(device_space=space)
+    set_names = [in_space.set_name(kind) for _, kind, _ in relations]
     return _Plan(
         script=script,
         tag=keys.entity_head(entity),
