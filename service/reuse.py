@@ -4,7 +4,8 @@ Three entities, each with its own hash-tagged keys so one script call touches on
 slot: the device (``{d:…}``), the user (``{u:…}``, the user id or else the email) and the IP
 (``{i:…}``). Each relation is a sorted set of hashed members scored by the time they were
 last seen (the request-id set keeps the first time), trimmed by time (older than the widest
-window) and by rank (``cap`` newest kept), with a TTL of the widest window.
+window) and by rank (``cap`` newest kept); every key outlives its last write by at least the
+widest window (``key_ttl_ms``).
 
 A user's or an IP's devices are kept per vendor id space (``fp-device``, ``ipqs-device``):
 a Fingerprint visitor id and an IPQS guid of the same browser are two ids of one device,
@@ -67,13 +68,24 @@ IPQS_FIELD = "ipqs"
 # (windows, cap, TTL, join window, ZADD mode per relation): a call then carries only the
 # time and the members, which keeps command packing cheap on the hot path.
 # ARGV: now, write ('1' / '0'), one member per relation ('' = none), IPQS blob ('' = none).
+#
+# Every ``redis.call`` costs Redis about 2 us of overhead on top of its work, and a score
+# request used to make ~67 of them, so the script avoids the ones whose answer it knows:
+# - A key lives ``widest + slack``. Rather than a PEXPIRE per write, every key of the entity
+#   is renewed when the meta hash (renewed with them) has less than the widest window left,
+#   i.e. at most once per ``slack`` of Redis's own clock; a set is given its TTL when it is
+#   created in between. Every key thus outlives its last write by at least the widest window.
+# - Counts: when the oldest member (rank 0) is inside a window, that window's count is the
+#   set's size, with no ZCOUNT; only the windows reaching past the oldest member are counted.
 _TEMPLATE = """
 local windows = {$windows}
 local modes = {$modes}
-local cap, ttl, blob_age, blob_field = $cap, $ttl, $blob_age, '$blob_field'
+local cap, ttl, renew_below = $cap, $ttl, $renew_below
+local blob_age, blob_field = $blob_age, '$blob_field'
 local now = tonumber(ARGV[1])
 local write = ARGV[2] == '1'
-local horizon = now - windows[#windows]
+local widest = #windows
+local horizon = now - windows[widest]
 local n = #KEYS - 1
 local meta = KEYS[#KEYS]
 local out = {}
@@ -81,6 +93,7 @@ local touched = false
 for k = 1, n do
   local key = KEYS[k]
   local member = ARGV[2 + k]
+  local size
   -- Whether this member now sits at a score >= now, so inside every window.
   local inside = false
   if write and member ~= '' then
@@ -90,28 +103,33 @@ for k = 1, n do
     -- reach past the widest window), by time once the set is past a few members.
     local added = redis.call('ZADD', key, modes[k], now, member)
     if added == 1 then
-      local size = redis.call('ZCARD', key)
-      if size > 8 then
+      size = redis.call('ZCARD', key)
+      if size == 1 then
+        redis.call('PEXPIRE', key, ttl)
+      elseif size > 8 then
         size = size - redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. horizon)
       end
-      if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
+      if size > cap then
+        redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1)
+        size = cap
+      end
     end
-    -- An NX relation left unchanged keeps its TTL; anything else may have moved forward.
-    if added == 1 or modes[k] ~= 'NX' then
-      redis.call('PEXPIRE', key, ttl)
-      inside = true
-    end
+    -- GT leaves the member at max(its score, now); NX moves it only when it is new.
+    inside = added == 1 or modes[k] ~= 'NX'
   end
-  -- Windows are nested: the widest count first; when it is 0, or 1 and that one is this
-  -- member, every narrower window holds the same (a ZCOUNT spared per window).
+  size = size or redis.call('ZCARD', key)
   local base = #out
-  local widest = redis.call('ZCOUNT', key, now - windows[#windows], '+inf')
-  out[base + #windows] = widest
-  for w = #windows - 1, 1, -1 do
-    if widest == 0 or (widest == 1 and inside) then
-      out[base + w] = widest
-    else
-      out[base + w] = redis.call('ZCOUNT', key, now - windows[w], '+inf')
+  if size == 0 or (size == 1 and inside) then
+    for w = 1, widest do out[base + w] = size end
+  else
+    local oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
+    for w = 1, widest do
+      local from = now - windows[w]
+      if oldest >= from then
+        out[base + w] = size
+      else
+        out[base + w] = redis.call('ZCOUNT', key, from, '+inf')
+      end
     end
   end
 end
@@ -133,7 +151,10 @@ if write and touched then
     redis.call('HSET', meta, blob_field, blob_value, blob_field .. ':at', now)
     blob, blob_at = blob_value, now
   end
-  redis.call('PEXPIRE', meta, ttl)
+  -- PTTL answers -1 (no TTL) and -2 (no key) below any window: both renew.
+  if redis.call('PTTL', meta) < renew_below then
+    for k = 1, #KEYS do redis.call('PEXPIRE', KEYS[k], ttl) end
+  end
 end
 out[#out + 1] = first or -1
 if blob_field ~= '' and blob_at and blob_at >= now - blob_age and blob_at <= now then
@@ -297,6 +318,12 @@ def _plan(keys: Keys, entity: Entity, space: DeviceSpace, script: LuaScript) -> 
     )
 
 
+def key_ttl_ms(windows_ms: Sequence[int]) -> int:
+    """How long a reuse key lives after its last renewal: the widest window plus a slack of a
+    thirtieth of it (a day for 30 d), which bounds how often the keys are renewed."""
+    return windows_ms[-1] + max(1, windows_ms[-1] // 30)
+
+
 def device_set(space: DeviceSpace) -> str:
     return f"{space}-device"
 
@@ -307,7 +334,8 @@ def _script(entity: Entity, windows: tuple[int, ...], cap: int, blob_age_ms: int
         windows=", ".join(str(w) for w in windows),
         modes=", ".join(f"'{mode.upper()}'" for _, _, mode in relations),
         cap=cap,
-        ttl=windows[-1],
+        ttl=key_ttl_ms(windows),
+        renew_below=windows[-1],
         blob_age=blob_age_ms,
         # IPQS results are joined through the user: stored on, and read from, the user.
         blob_field=IPQS_FIELD if entity == "user" else "",

@@ -10,7 +10,7 @@ from redis.crc import key_slot
 
 from service.identifiers import IdentifierPolicy
 from service.keys import Keys
-from service.reuse import EntityRefs, ReuseStore
+from service.reuse import EntityRefs, ReuseStore, key_ttl_ms
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -83,13 +83,64 @@ async def test_every_key_has_a_ttl_and_one_call_stays_in_one_slot(
     keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:*")]
     assert len(keys) == 7 + 4 + 4  # device: 6 relations + meta; user: 3 + meta; ip: 3 + meta
     for key in keys:
-        assert 0 < await redis_client.pttl(key) <= 30 * DAY
+        assert 30 * DAY < await redis_client.pttl(key) <= key_ttl_ms(WINDOWS)
     by_entity: dict[str, set[int]] = {}
     for key in keys:
         tag = key.decode().split("{")[1].split("}")[0]
         by_entity.setdefault(tag, set()).add(key_slot(key))
     assert set(by_entity) == {"d:D", "u:U", "i:I"}
     assert all(len(slots) == 1 for slots in by_entity.values())
+
+
+async def _device_ttls(redis_client: Redis, prefix: str) -> dict[str, int]:
+    keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:{{d:D}}:*")]
+    return {key.decode().rsplit(":", 1)[1]: await redis_client.pttl(key) for key in keys}
+
+
+async def test_keys_are_renewed_together_once_the_meta_runs_low(
+    store: ReuseStore, redis_client: Redis, prefix: str
+) -> None:
+    await store.observe(EntityRefs(device="D", user="U", country="FR", event="e1"), T0)
+    # A slack's worth of Redis time has passed: every key is just under the widest window.
+    for key in [k async for k in redis_client.scan_iter(match=f"{prefix}:{{d:D}}:*")]:
+        await redis_client.pexpire(key, 30 * DAY - 1000)
+    await store.observe(EntityRefs(device="D", user="U", event="e2"), T0 + 60_000)
+    ttls = await _device_ttls(redis_client, prefix)
+    # The country set was not written this time but still counts: it is renewed too.
+    assert set(ttls) == {"user", "country", "event", "meta"}
+    assert all(30 * DAY < ttl <= key_ttl_ms(WINDOWS) for ttl in ttls.values()), ttls
+
+
+async def test_keys_are_not_renewed_while_the_meta_has_time_left(
+    store: ReuseStore, redis_client: Redis, prefix: str
+) -> None:
+    await store.observe(EntityRefs(device="D", user="U"), T0)
+    user_key = Keys(prefix).entity("device", "D", "user")
+    await redis_client.pexpire(user_key, 30 * DAY + 5000)
+    await store.observe(EntityRefs(device="D", user="U"), T0 + 60_000)
+    # Still past the widest window from this write, and not rewritten: no PEXPIRE was spent.
+    assert 30 * DAY < await redis_client.pttl(user_key) <= 30 * DAY + 5000
+
+
+async def test_a_set_created_between_renewals_gets_its_own_ttl(
+    store: ReuseStore, redis_client: Redis, prefix: str
+) -> None:
+    await store.observe(EntityRefs(device="D", user="U"), T0)
+    await store.observe(EntityRefs(device="D", ip="I"), T0 + 60_000)
+    ttls = await _device_ttls(redis_client, prefix)
+    assert set(ttls) == {"user", "ip", "meta"}
+    assert all(30 * DAY < ttl <= key_ttl_ms(WINDOWS) for ttl in ttls.values()), ttls
+
+
+async def test_counts_read_past_the_oldest_member_window_by_window(store: ReuseStore) -> None:
+    # Members spread over the windows: each window's count must come from the members in it,
+    # not from the set's size.
+    for n, age in enumerate((40 * DAY, 10 * DAY, 5 * HOUR, 30 * 60_000, 0)):
+        await store.observe(EntityRefs(device="D", user=f"u{n}"), T0 - age)
+    snap = await store.observe(EntityRefs(device="D"), T0, write=False)
+    assert snap.counts["users_per_device"] == (2, 3, 4)
+    snap = await store.observe(EntityRefs(device="D", user="u9"), T0 + 1)
+    assert snap.counts["users_per_device"] == (3, 4, 5)
 
 
 async def test_reads_do_not_write(store: ReuseStore, redis_client: Redis, prefix: str) -> None:
