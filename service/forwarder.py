@@ -67,7 +67,9 @@ def split_batches(entries: Sequence[Entry], max_messages: int) -> list[list[Entr
 
 def batch_body(entries: Sequence[Entry]) -> bytes:
     sent_at = iso8601(datetime.now(UTC)).encode()
-    return b'{"batch":[' + b",".join(e.message for e in entries) + b'],"sentAt":"' + sent_at + b'"}'
+    messages = b",".join([e.message for e in entries])
+    # One join: a full batch is half a megabyte, each ``+`` would copy it again.
+    return b"".join((b'{"batch":[', messages, b'],"sentAt":"', sent_at, b'"}'))
 
 
 class Forwarder:

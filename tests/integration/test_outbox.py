@@ -74,3 +74,21 @@ def test_keys_share_one_cluster_slot(prefix: str) -> None:
     keys = Keys(prefix)
     names = [keys.outbox, keys.parked, keys.answer("fp", "x{y}"), keys.answer("ipqs", "}{")]
     assert len({key_slot(name.encode()) for name in names}) == 1
+
+
+async def test_a_pending_entry_deleted_under_the_reader_comes_back_empty(
+    redis_client: Redis, prefix: str
+) -> None:
+    keys = Keys(prefix)
+    outbox = Outbox(redis_client, keys, answer_ttl_s=60)
+    await outbox.ensure_group()
+    await outbox.commit("fp", "r", b"{}", [b'{"m":1}', b'{"m":2}'])
+    first, second = await outbox.read("c1", 10, 10, pending=False)
+    await redis_client.xdel(keys.outbox, first.id)
+    # Redis keeps the id pending with no fields: it must come back (to be acked), empty.
+    again = await outbox.read("c1", 10, 10, pending=True)
+    assert [(e.id, e.message) for e in again] == [(first.id, b""), (second.id, b'{"m":2}')]
+    # Another consumer taking over what c1 left gets the live entry; Redis 7 drops the
+    # deleted id from the group itself (XAUTOCLAIM's third element).
+    claimed = await outbox.claim_stale("c2", 0, 10)
+    assert [(e.id, e.message) for e in claimed] == [(second.id, b'{"m":2}')]
