@@ -38,7 +38,7 @@ from service.ratelimit import RateLimiter
 from service.redis_link import MultiplexedLink
 from service.reuse import ReuseStore
 from service.routes import AdminController, HealthController, ScoreController, WebhookController
-from service.routes.hot_path import hot_routes
+from service.routes.hot_path import LaneApp
 from service.scoring import Scorer
 from service.settings import Settings, SettingsError
 from service.transport import FileSinkTransport, HttpTransport, Transport
@@ -227,12 +227,14 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
     spec, model, thresholds = load_model(settings)
     lists = AccessLists(settings)
     metrics = Metrics()
-    return Litestar(
+    return LaneApp(
+        max_body_bytes=settings.max_body_bytes,
+        # Outermost first: the lanes are answered inside the request-id and metrics layers.
+        layers=[request_id_middleware, metrics.middleware],
         route_handlers=[WebhookController, ScoreController, AdminController, HealthController],
         lifespan=[_resources(settings, spec, model, thresholds, lists, clock)],
         exception_handlers=EXCEPTION_HANDLERS,
-        # Innermost last: the hot routes are answered inside the request-id and metrics layers.
-        middleware=[request_id_middleware, metrics.middleware, hot_routes(settings.max_body_bytes)],
+        middleware=[request_id_middleware, metrics.middleware],
         # Logging is configured once per process by the entry points (service.logs).
         logging_config=None,
         request_max_body_size=settings.max_body_bytes,

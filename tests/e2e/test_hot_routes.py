@@ -1,6 +1,6 @@
 """The hot routes' lanes (service.routes.hot_path) answer exactly as their Litestar handlers.
 
-The app serves the score API and both webhooks from the innermost middleware; the same routes
+The app answers the score API and both webhooks before routing (``LaneApp``); the same routes
 in an app built without it run through Litestar's handlers (``through``). Both apps here
 share one set of resources (Redis, outbox, scorer), so one request can be sent both ways.
 """
@@ -108,3 +108,14 @@ async def test_lane_errors_keep_the_request_id_and_their_status_in_metrics(pair:
     assert answer.headers["x-request-id"] == "lane-1"
     metrics = (await served.get("/metrics")).text
     assert 'riskwire_requests_total{method="POST",route="/v1/score",status="401"} 1.0' in metrics
+
+
+async def test_other_spellings_of_a_lane_route_go_through_litestar(pair: Pair) -> None:
+    served, _ = pair
+    body = encode({"visitorId": "LaneVisitor000000002", "userId": "lane-user"})
+    laned = await served.post("/v1/score", content=body, headers=AUTH)
+    routed = await served.post("/v1/score/", content=body, headers=AUTH)
+    same(laned, routed)
+    assert (await served.get("/v1/score", headers=AUTH)).status_code == 405
+    metrics = (await served.get("/metrics")).text
+    assert 'riskwire_requests_total{method="POST",route="/v1/score",status="200"} 2.0' in metrics
