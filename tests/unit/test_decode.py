@@ -190,3 +190,21 @@ def test_v3_time_falls_back_to_timestamp() -> None:
     with pytest.raises(InvalidPayload) as err:
         decode_fingerprint(encode(body))
     assert err.value.field == "$.time"
+
+
+def test_the_format_is_chosen_by_top_level_keys_not_by_text_in_the_body() -> None:
+    # A v3 body is decoded as v3 at once when it names requestId; these bodies hold the
+    # text without being v3, or are v3 without holding the text.
+    nested = decode_fingerprint(encode(v4(tags={"requestId": "not-the-id"})))
+    assert nested.source == "fingerprint_v4"
+    assert nested.request_id == v4()["event_id"]
+    escaped = encode(v3()).replace(b'"requestId"', b'"request\\u0049d"')
+    assert b'"requestId"' not in escaped
+    assert decode_fingerprint(escaped) == decode_fingerprint(encode(v3()))
+    both = decode_fingerprint(encode(v3(event_id="also-v4-like")))
+    assert both.source == "fingerprint_v3"
+    with pytest.raises(InvalidPayload) as err:
+        decode_fingerprint(encode(v3(requestId=7)))
+    assert err.value.field == "$.requestId"
+    with pytest.raises(MalformedBody):
+        decode_fingerprint(b'{"requestId": "r", ')
