@@ -23,10 +23,20 @@ def whole_seconds(text: str) -> int:
     return value
 
 
+def at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.bench", description=__doc__)
     parser.add_argument(
-        "--seconds", type=whole_seconds, default=5, help="length of a measured run (s)"
+        "--seconds", type=whole_seconds, default=4, help="length of a measured run (s)"
+    )
+    parser.add_argument(
+        "--rounds", type=at_least_one, default=3, help="rounds of baseline and service runs"
     )
     parser.add_argument("--warmup", type=whole_seconds, default=1, help="warm-up per run (s)")
     parser.add_argument(
@@ -44,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         redis_url=os.environ.get("RISKWIRE_BENCH_REDIS_URL", DEFAULT_REDIS_URL),
         seconds=args.seconds,
         warmup_seconds=args.warmup,
+        rounds=args.rounds,
     )
     try:
         report = run(options)

@@ -47,8 +47,10 @@ class BenchError(RuntimeError):
 class Options:
     redis_url: str
     # wrk takes whole seconds only.
-    seconds: int = 5
+    seconds: int = 4
     warmup_seconds: int = 1
+    # Baseline and service runs take turns, round after round; figures are medians.
+    rounds: int = 3
 
 
 Pool = Callable[[int], tuple[Path, int]]
@@ -150,7 +152,7 @@ class Bench:
             Run(label, connections, threads, size, shlex.join(command), result, cpu_ms)
         )
         print(
-            f"  {label:<10} c={connections:<3} {result.rate:>7,.0f} req/s  "
+            f"  {label:<13} c={connections:<3} {result.rate:>7,.0f} req/s  "
             f"p50 {result.p50_us / 1000:6.2f} ms  p99 {result.p99_us / 1000:6.2f} ms  "
             f"server CPU {cpu_ms if cpu_ms is not None else float('nan'):5.2f} ms/req  "
             f"errors {result.errors.total}",
@@ -205,18 +207,30 @@ class Bench:
 
         score_pool = self._pool(self.bodies.score_bodies)
         webhook_pool = self._pool(self.bodies.webhook_bodies)
-        print(f"load: {self.options.seconds} s per run after {self.options.warmup_seconds} s")
-        base_c1 = self.measure(
-            "baseline", self.baseline, "/v1/score", 1, baseline_pool, fresh_ids=False
+        print(
+            f"load: {self.options.rounds} rounds, {self.options.seconds} s per run after "
+            f"{self.options.warmup_seconds} s"
         )
-        score_c1 = self.measure("/v1/score", self.service, "/v1/score", 1, score_pool)
-        base_c32 = self.measure(
-            "baseline", self.baseline, "/v1/score", 32, baseline_pool, fresh_ids=False
-        )
-        score_c32 = self.measure("/v1/score", self.service, "/v1/score", 32, score_pool)
-        webhook_c32 = self.measure(
-            "webhook", self.service, "/webhooks/fingerprint", 32, webhook_pool, SIGNATURE_HEADER
-        )
+        rounds = []
+        for number in range(1, self.options.rounds + 1):
+            tag = f" #{number}"
+            base_c1 = self.measure(
+                "baseline" + tag, self.baseline, "/v1/score", 1, baseline_pool, fresh_ids=False
+            )
+            score_c1 = self.measure("/v1/score" + tag, self.service, "/v1/score", 1, score_pool)
+            base_c32 = self.measure(
+                "baseline" + tag, self.baseline, "/v1/score", 32, baseline_pool, fresh_ids=False
+            )
+            score_c32 = self.measure("/v1/score" + tag, self.service, "/v1/score", 32, score_pool)
+            webhook_c32 = self.measure(
+                "webhook" + tag,
+                self.service,
+                "/webhooks/fingerprint",
+                32,
+                webhook_pool,
+                SIGNATURE_HEADER,
+            )
+            rounds.append(figures.Round(base_c1, score_c1, base_c32, score_c32, webhook_c32))
         backlog = int(self.redis.xlen(Keys(self.prefix).outbox))
         self.notes.append(
             f"Outbox entries not yet delivered to the file sink when the webhook run ended: "
@@ -228,9 +242,8 @@ class Bench:
                     f"Redis commands per {what} (MONITOR over {count.requests} sequential "
                     f"requests): {count.breakdown()}"
                 )
-        measured = figures.Measured(
-            base_c1, base_c32, score_c1, score_c32, webhook_c32, score_commands, webhook_commands
-        )
+        measured = figures.Measured(rounds, score_commands, webhook_commands)
+        self.notes.extend(figures.round_notes(measured))
         print("microbenchmarks: model inference, rescoring, Redis bytes per device, forwarder")
         micro_rows = (
             micro.inference_rows()
