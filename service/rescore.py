@@ -36,6 +36,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -271,7 +272,8 @@ class Rescorer:
         reorder_window: int = 10_000,
     ) -> None:
         self.spec = FeatureSpec(settings.reuse_window_labels)
-        self._store = MemoryReuseStore(
+        self._new_store = partial(
+            MemoryReuseStore,
             windows_ms=settings.reuse_windows_ms,
             cap=settings.reuse_cap,
             ipqs_window_ms=settings.ipqs_join_window_s * 1000,
@@ -322,6 +324,12 @@ class Rescorer:
         tally = _Tally()
         started = time.perf_counter()
         encoder = msgspec.json.Encoder()
+        # One store per run, a local: it is freed when the run ends, before the garbage
+        # collector's thresholds are put back (``_fewer_collections``). Kept alive past
+        # that, its containers (over a hundred thousand for a few days of events) were
+        # all walked by the first young-generation pass, some 5% of a run, only to be
+        # freed right after.
+        store = self._new_store()
         chunk = _Chunk()
         observations, moments, now = chunk.observations, chunk.moments, chunk.now
         for moment, _, seconds, obs in self._ordered(lines, rejects, summary):
@@ -330,12 +338,12 @@ class Rescorer:
             now.append(seconds)
             if len(observations) >= CHUNK:
                 summary.events += len(observations)
-                out.write(encoder.encode_lines(self._scored(chunk, tally, emitted)))
+                out.write(encoder.encode_lines(self._scored(chunk, store, tally, emitted)))
                 chunk.clear()
                 if progress is not None:
                     progress.update(summary.events, self._bytes_read)
         summary.events += len(observations)
-        out.write(encoder.encode_lines(self._scored(chunk, tally, emitted)))
+        out.write(encoder.encode_lines(self._scored(chunk, store, tally, emitted)))
         if progress is not None:
             progress.update(summary.events, self._bytes_read, force=True)
         summary.seconds = round(time.perf_counter() - started, 3)
@@ -347,13 +355,13 @@ class Rescorer:
         return summary
 
     def _scored(
-        self, chunk: _Chunk, tally: _Tally, emitted: list[bytes] | None
+        self, chunk: _Chunk, store: MemoryReuseStore, tally: _Tally, emitted: list[bytes] | None
     ) -> list[ScoredLine]:
         """The output lines of a chunk, counted in ``tally`` (identifies in ``emitted``)."""
         observations = chunk.observations
         if not observations:
             return []
-        xs = self._features(chunk)
+        xs = self._features(chunk, store)
         verdicts = self._verdicts(observations, xs, self._model, self._thresholds)
         previous = None
         if self._compare is not None:
@@ -386,13 +394,13 @@ class Rescorer:
         tally.add(verdicts, previous)
         return scored
 
-    def _features(self, chunk: _Chunk) -> np.ndarray[Any, Any]:
+    def _features(self, chunk: _Chunk, store: MemoryReuseStore) -> np.ndarray[Any, Any]:
         """What ``Scorer.features_in`` gives each observation of the chunk, in order. Each
         step runs over the whole chunk before the next (hashes, then the store, then the
         matrix), which keeps its code and data in the processor's caches."""
         observations = chunk.observations
         refs = list(map(self._policy.refs, observations))
-        record = self._store.record
+        record = store.record
         decode_ipqs = _ipqs_decoder.decode
         counts: list[int] = []
         first_seen: list[int | None] = []

@@ -391,3 +391,17 @@ def test_rescore_command_line_emits_identifies_to_the_outbox(
         assert message["traits"]["fraud_score"] in {row["score"] for row in scored.values()}
     # Dated at the events (historic), not at the rescoring.
     assert {m["timestamp"] for m in messages} == {row["time"] for row in scored.values()}
+
+
+def test_each_run_counts_reuse_from_an_empty_store(settings: Settings) -> None:
+    """The reuse store lives for one run (it is freed before the collector's thresholds are
+    put back): a run after another scores its lines as a fresh rescorer does, without the
+    earlier run's devices, users and IPs."""
+    _, model, thresholds = load_model(settings)
+    lines = [body for _, body in stream(300)]
+    rescorer = Rescorer(settings, model, thresholds)
+    rescorer.run(iter(lines[:200]), io.BytesIO(), io.BytesIO())
+    second, fresh = io.BytesIO(), io.BytesIO()
+    rescorer.run(iter(lines[100:]), second, io.BytesIO())
+    Rescorer(settings, model, thresholds).run(iter(lines[100:]), fresh, io.BytesIO())
+    assert second.getvalue() == fresh.getvalue()
