@@ -52,7 +52,7 @@ from service.lists import AccessLists
 from service.model import Reason, Risk, RiskModel, Thresholds
 from service.observation import IpqsSignals, Observation
 from service.reuse import DeviceSpace, EntityRefs
-from service.reuse_memory import MemoryReuseStore
+from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore, StoreInput
 from service.scoring import Scorer, ipqs_blob
 from service.settings import Settings
 from service.specs import iso8601, rescore_identify
@@ -165,13 +165,29 @@ class MemoPolicy(IdentifierPolicy):
         self._emails: dict[str | None, str] = {}
         self._linked: dict[str | None, str] = {}
         self._ips: dict[str | None, str] = {}
-        self._devices: dict[str, dict[str | None, str]] = {}
+        self._devices: dict[DeviceSpace, dict[str | None, str]] = {"fp": {}, "ipqs": {}}
 
     def refs(self, obs: Observation) -> EntityRefs:
         """``Scorer.refs(obs)``, each identifier's hash looked up in its kind's memo first (a
         test holds the two equal)."""
+        space, _, (user, email, ip, country, linked, event, device) = self.members(obs)
+        return EntityRefs(
+            device=device,
+            device_space=space,
+            user=user,
+            email=email,
+            ip=ip,
+            country=country,
+            linked=linked,
+            event=event,
+        )
+
+    def members(self, obs: Observation) -> StoreInput:
+        """What ``MemoryReuseStore.record_members`` reads off ``refs(obs)``, without building
+        the refs: the device space, the entity ids, and the members in ``MEMBER_KINDS``
+        order."""
         space: DeviceSpace = "ipqs" if obs.source == "ipqs" else "fp"
-        devices = self._devices.setdefault(space, {})
+        devices = self._devices[space]
         device = devices.get(value := obs.visitor_id)
         if device is None:
             device = self._keep(devices, value, self.device(space, value))
@@ -188,15 +204,18 @@ class MemoPolicy(IdentifierPolicy):
         if linked is None:
             linked = self._keep(self._linked, value, self.linked(value))
         country = obs.country
-        return EntityRefs(
-            device=device or None,
-            device_space=space,
-            user=user or None,
-            email=email or None,
-            ip=ip or None,
-            country=country.upper() if country and len(country) == 2 else None,
-            linked=linked or None,
-            event=self.request(space, obs.request_id),
+        return (
+            space,
+            (device or None, user or email or None, ip or None),
+            (
+                user or None,
+                email or None,
+                ip or None,
+                country.upper() if country and len(country) == 2 else None,
+                linked or None,
+                self.request(space, obs.request_id),
+                device or None,
+            ),
         )
 
     def _keep(self, memo: dict[str | None, str], value: str | None, hashed: str | None) -> str:
@@ -205,6 +224,10 @@ class MemoPolicy(IdentifierPolicy):
         kept = memo[value] = hashed or ""
         return kept
 
+
+# ``MemoPolicy.members`` writes the members in this order.
+if MEMBER_KINDS != ("user", "email", "ip", "country", "linked", "event", "device"):
+    raise RuntimeError(f"MemoPolicy.members does not follow the store's kinds {MEMBER_KINDS}")
 
 _ipqs_decoder = msgspec.msgpack.Decoder(IpqsSignals)
 
@@ -399,14 +422,16 @@ class Rescorer:
         step runs over the whole chunk before the next (hashes, then the store, then the
         matrix), which keeps its code and data in the processor's caches."""
         observations = chunk.observations
-        refs = list(map(self._policy.refs, observations))
-        record = store.record
+        inputs = list(map(self._policy.members, observations))
+        record = store.record_members
         decode_ipqs = _ipqs_decoder.decode
         counts: list[int] = []
         first_seen: list[int | None] = []
         joined: list[IpqsSignals | None] = []
-        for obs, ref, moment in zip(observations, refs, chunk.moments, strict=True):
-            first, blob = record(ref, moment, counts, ipqs_blob=ipqs_blob(obs))
+        for obs, (space, ids, members), moment in zip(
+            observations, inputs, chunk.moments, strict=True
+        ):
+            first, blob = record(space, ids, members, moment, counts, ipqs_blob(obs))
             first_seen.append(first)
             joined.append(obs.ipqs if obs.ipqs is not None or blob is None else decode_ipqs(blob))
         reuse = np.array(counts, dtype=np.int64).reshape(len(observations), -1)
