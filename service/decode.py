@@ -136,6 +136,60 @@ def decode_event(body: bytes, received_at: datetime) -> Observation:
     )
 
 
+# The probe's three keys as the probe decodes them (any JSON value), on top of a format's
+# own fields: a body one of these reads is one the probe reads too (the probe skips, with
+# fewer checks, all the rest), and which of the keys it holds says which format the probe
+# would choose.
+
+
+class _ProbedV3(v3.WebhookV3, frozen=True):
+    event_id: object = msgspec.field(default=msgspec.UNSET, name="event_id")
+    ipqs_request_id: object = msgspec.field(default=msgspec.UNSET, name="request_id")
+
+
+class _ProbedV4(v4.WebhookV4, frozen=True):
+    v3_request_id: object = msgspec.field(default=msgspec.UNSET, name="requestId")
+    ipqs_request_id: object = msgspec.field(default=msgspec.UNSET, name="request_id")
+
+
+class _ProbedIpqs(IpqsResult, frozen=True, kw_only=True):
+    v3_request_id: object = msgspec.field(default=msgspec.UNSET, name="requestId")
+    event_id: object = msgspec.field(default=msgspec.UNSET, name="event_id")
+
+
+_probed_v3 = msgspec.json.Decoder(_ProbedV3)
+_probed_v4 = msgspec.json.Decoder(_ProbedV4)
+_probed_ipqs = msgspec.json.Decoder(_ProbedIpqs)
+# How far into a body its format's key is looked for; only a guess (see below).
+_GUESS_SPAN = 256
+
+
+def decode_event_unprobed(body: bytes, received_at: datetime) -> Observation:
+    """``decode_event`` (a test holds the two equal, errors included) without its probe, a
+    parse of the whole body that costs half as much as the event's own decode: the format
+    is guessed from a key near the start (``requestId``: v3, ``event_id``: v4, else IPQS)
+    and the body decoded once, with the probe's keys (``_Probed*``). The guess stands only
+    if that decode proves the probe would have made it: v3 requires ``requestId``, which
+    the probe tries first; v4 and IPQS hold none of the keys the probe tries before theirs.
+    Anything else (another guess, an error) goes through ``decode_event``, which gives the
+    same observation or error from the start. For batch rescoring, where every stored event
+    is decoded."""
+    try:
+        if body.find(b'"requestId"', 0, _GUESS_SPAN) >= 0:
+            return from_v3(_probed_v3.decode(body))
+        if body.find(b'"event_id"', 0, _GUESS_SPAN) >= 0:
+            event = _probed_v4.decode(body)
+            if event.v3_request_id is msgspec.UNSET:
+                return from_v4(event)
+        else:
+            result = _probed_ipqs.decode(body)
+            if result.v3_request_id is msgspec.UNSET and result.event_id is msgspec.UNSET:
+                return from_ipqs(result, received_at)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        pass
+    return decode_event(body, received_at)
+
+
 def decode_ipqs(body: bytes, received_at: datetime) -> Observation:
     """Decode an IPQS device fingerprint result; ``received_at`` stands in for a missing time."""
     if not body:

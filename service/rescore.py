@@ -44,7 +44,7 @@ from typing import IO, Any, TypeVar
 import msgspec
 import numpy as np
 
-from service.decode import decode_event
+from service.decode import decode_event_unprobed
 from service.errors import RiskwireError
 from service.features import FeatureRows, FeatureSpec
 from service.identifiers import IdentifierPolicy
@@ -488,7 +488,7 @@ class Rescorer:
             for number, line in block:
                 self._bytes_read += len(line)
                 try:
-                    obs = decode_event(line, received_at=epoch)
+                    obs = decode_event_unprobed(line, received_at=epoch)
                 except RiskwireError as exc:
                     summary.rejected += 1
                     reject = Reject(number, exc.message, exc.field)
