@@ -185,7 +185,7 @@ class MemoryReuseStore:
         cap = self._cap
         full = self._full
         narrowest = now_ms - self._narrowest
-        starts: tuple[int, ...] | None = None
+        windows = self._windows
         first_seen: int | None = None
         blob: bytes | None = None
         for (entity, steps), entity_id in zip(_PLANS[space], entity_ids, strict=True):
@@ -256,10 +256,8 @@ class MemoryReuseStore:
                     if size < 64 and times[0] >= narrowest:
                         counts += full[size]
                     else:
-                        if starts is None:
-                            starts = tuple(now_ms - w for w in self._windows)
-                        for start in starts:
-                            counts.append(size - bisect_left(times, start))
+                        for window in windows:
+                            counts.append(size - bisect_left(times, now_ms - window))
                 if touched:
                     entities.move_to_end(key)
             if touched:
