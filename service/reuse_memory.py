@@ -49,8 +49,7 @@ allocates nothing."""
 MEMBER_KINDS: tuple[str, ...] = tuple(
     dict.fromkeys(kind for e in ENTITIES for _, kind, _ in RELATIONS[e])
 )
-_KINDS = MEMBER_KINDS
-_members = attrgetter(*_KINDS)
+_members = attrgetter(*MEMBER_KINDS)
 
 StoreInput = tuple[DeviceSpace, tuple[str | None, str | None, str | None], tuple[str | None, ...]]
 """What ``record_members`` takes from one observation's refs: the device space, the ids of
@@ -58,7 +57,7 @@ the device, the user (the user id, else the email) and the IP, and the members t
 one per ``MEMBER_KINDS``."""
 
 # What ``observe`` walks for each entity, per device space: (index of the member kind in
-# ``_KINDS``, NX mode, slot of the relation in the entity's state), in ``RELATIONS`` order.
+# ``MEMBER_KINDS``, NX mode, slot of the relation in the entity's state), in ``RELATIONS`` order.
 # Slots are per set name, as the Redis keys are named: a user's or an IP's devices have one
 # set per vendor space.
 _Step = tuple[int, bool, int]
@@ -76,7 +75,7 @@ def _plans() -> dict[DeviceSpace, _Plan]:
             for _, kind, mode in RELATIONS[entity]:
                 entity_slots = slots[entity]
                 slot = entity_slots.setdefault(refs.set_name(kind), len(entity_slots))
-                steps.append((_KINDS.index(kind), mode == "nx", slot))
+                steps.append((MEMBER_KINDS.index(kind), mode == "nx", slot))
             plan.append((entity, tuple(steps)))
         plans[space] = tuple(plan)
     return plans
@@ -118,7 +117,7 @@ class MemoryReuseStore:
         self._widest = self._windows[-1]
         self._narrowest = self._windows[0]
         # What a read (``write=False``) adds: no member of any kind.
-        self._no_members = (None,) * len(_KINDS)
+        self._no_members = (None,) * len(MEMBER_KINDS)
 
     @property
     def windows_ms(self) -> tuple[int, ...]:
@@ -237,6 +236,8 @@ class MemoryReuseStore:
                                 names.append(member)
                             else:
                                 _insert(times, names, now_ms, member)
+                            # ``_trim`` drops nothing from a set whose oldest member is inside
+                            # the horizon and that is within the cap: no call, no bisect.
                             size = len(times)
                             if (size > _LAZY and times[0] < horizon) or size > cap:
                                 _trim(members, times, names, horizon, cap)
