@@ -36,6 +36,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -43,7 +44,7 @@ from typing import IO, Any, TypeVar
 import msgspec
 import numpy as np
 
-from service.decode import decode_event
+from service.decode import decode_event_unprobed
 from service.errors import RiskwireError
 from service.features import FeatureRows, FeatureSpec
 from service.identifiers import IdentifierPolicy
@@ -51,7 +52,7 @@ from service.lists import AccessLists
 from service.model import Reason, Risk, RiskModel, Thresholds
 from service.observation import IpqsSignals, Observation
 from service.reuse import DeviceSpace, EntityRefs
-from service.reuse_memory import MemoryReuseStore
+from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore, StoreInput
 from service.scoring import Scorer, ipqs_blob
 from service.settings import Settings
 from service.specs import iso8601, rescore_identify
@@ -164,13 +165,29 @@ class MemoPolicy(IdentifierPolicy):
         self._emails: dict[str | None, str] = {}
         self._linked: dict[str | None, str] = {}
         self._ips: dict[str | None, str] = {}
-        self._devices: dict[str, dict[str | None, str]] = {}
+        self._devices: dict[DeviceSpace, dict[str | None, str]] = {"fp": {}, "ipqs": {}}
 
     def refs(self, obs: Observation) -> EntityRefs:
         """``Scorer.refs(obs)``, each identifier's hash looked up in its kind's memo first (a
         test holds the two equal)."""
+        space, _, (user, email, ip, country, linked, event, device) = self.members(obs)
+        return EntityRefs(
+            device=device,
+            device_space=space,
+            user=user,
+            email=email,
+            ip=ip,
+            country=country,
+            linked=linked,
+            event=event,
+        )
+
+    def members(self, obs: Observation) -> StoreInput:
+        """What ``MemoryReuseStore.record_members`` reads off ``refs(obs)``, without building
+        the refs: the device space, the entity ids, and the members in ``MEMBER_KINDS``
+        order."""
         space: DeviceSpace = "ipqs" if obs.source == "ipqs" else "fp"
-        devices = self._devices.setdefault(space, {})
+        devices = self._devices[space]
         device = devices.get(value := obs.visitor_id)
         if device is None:
             device = self._keep(devices, value, self.device(space, value))
@@ -187,15 +204,18 @@ class MemoPolicy(IdentifierPolicy):
         if linked is None:
             linked = self._keep(self._linked, value, self.linked(value))
         country = obs.country
-        return EntityRefs(
-            device=device or None,
-            device_space=space,
-            user=user or None,
-            email=email or None,
-            ip=ip or None,
-            country=country.upper() if country and len(country) == 2 else None,
-            linked=linked or None,
-            event=self.request(space, obs.request_id),
+        return (
+            space,
+            (device or None, user or email or None, ip or None),
+            (
+                user or None,
+                email or None,
+                ip or None,
+                country.upper() if country and len(country) == 2 else None,
+                linked or None,
+                self.request(space, obs.request_id),
+                device or None,
+            ),
         )
 
     def _keep(self, memo: dict[str | None, str], value: str | None, hashed: str | None) -> str:
@@ -205,21 +225,24 @@ class MemoPolicy(IdentifierPolicy):
         return kept
 
 
+# ``MemoPolicy.members`` writes the members in this order.
+if MEMBER_KINDS != ("user", "email", "ip", "country", "linked", "event", "device"):
+    raise RuntimeError(f"MemoPolicy.members does not follow the store's kinds {MEMBER_KINDS}")
+
 _ipqs_decoder = msgspec.msgpack.Decoder(IpqsSignals)
 
 
 class _Chunk:
     """Up to ``CHUNK`` observations in time order, with their times: in milliseconds (the
-    store's) and in seconds (``timestamp()``'s)."""
+    store's) and in seconds (``timestamp()``'s). Taken apart from the reorder buffer's
+    items in one ``zip``, in C, rather than appended to three lists item by item."""
 
-    def __init__(self) -> None:
-        self.observations: list[Observation] = []
-        self.moments: list[int] = []
-        self.now: list[float] = []
-
-    def clear(self) -> None:
-        for column in (self.observations, self.moments, self.now):
-            column.clear()
+    def __init__(self, stamped: Sequence[_Stamped[Observation]]) -> None:
+        self.observations: Sequence[Observation] = ()
+        self.moments: Sequence[int] = ()
+        self.now: Sequence[float] = ()
+        if stamped:
+            self.moments, _, self.now, self.observations = zip(*stamped, strict=True)
 
 
 class _Verdicts:
@@ -271,7 +294,8 @@ class Rescorer:
         reorder_window: int = 10_000,
     ) -> None:
         self.spec = FeatureSpec(settings.reuse_window_labels)
-        self._store = MemoryReuseStore(
+        self._new_store = partial(
+            MemoryReuseStore,
             windows_ms=settings.reuse_windows_ms,
             cap=settings.reuse_cap,
             ipqs_window_ms=settings.ipqs_join_window_s * 1000,
@@ -322,20 +346,25 @@ class Rescorer:
         tally = _Tally()
         started = time.perf_counter()
         encoder = msgspec.json.Encoder()
-        chunk = _Chunk()
-        observations, moments, now = chunk.observations, chunk.moments, chunk.now
-        for moment, _, seconds, obs in self._ordered(lines, rejects, summary):
-            observations.append(obs)
-            moments.append(moment)
-            now.append(seconds)
-            if len(observations) >= CHUNK:
-                summary.events += len(observations)
-                out.write(encoder.encode_lines(self._scored(chunk, tally, emitted)))
-                chunk.clear()
+        # One store per run, a local: it is freed when the run ends, before the garbage
+        # collector's thresholds are put back (``_fewer_collections``). Kept alive past
+        # that, its containers (over a hundred thousand for a few days of events) were
+        # all walked by the first young-generation pass, some 5% of a run, only to be
+        # freed right after.
+        store = self._new_store()
+        stamped: list[_Stamped[Observation]] = []
+        for item in self._ordered(lines, rejects, summary):
+            stamped.append(item)
+            if len(stamped) >= CHUNK:
+                summary.events += len(stamped)
+                out.write(
+                    encoder.encode_lines(self._scored(_Chunk(stamped), store, tally, emitted))
+                )
+                stamped.clear()
                 if progress is not None:
                     progress.update(summary.events, self._bytes_read)
-        summary.events += len(observations)
-        out.write(encoder.encode_lines(self._scored(chunk, tally, emitted)))
+        summary.events += len(stamped)
+        out.write(encoder.encode_lines(self._scored(_Chunk(stamped), store, tally, emitted)))
         if progress is not None:
             progress.update(summary.events, self._bytes_read, force=True)
         summary.seconds = round(time.perf_counter() - started, 3)
@@ -347,13 +376,13 @@ class Rescorer:
         return summary
 
     def _scored(
-        self, chunk: _Chunk, tally: _Tally, emitted: list[bytes] | None
+        self, chunk: _Chunk, store: MemoryReuseStore, tally: _Tally, emitted: list[bytes] | None
     ) -> list[ScoredLine]:
         """The output lines of a chunk, counted in ``tally`` (identifies in ``emitted``)."""
         observations = chunk.observations
         if not observations:
             return []
-        xs = self._features(chunk)
+        xs = self._features(chunk, store)
         verdicts = self._verdicts(observations, xs, self._model, self._thresholds)
         previous = None
         if self._compare is not None:
@@ -386,19 +415,21 @@ class Rescorer:
         tally.add(verdicts, previous)
         return scored
 
-    def _features(self, chunk: _Chunk) -> np.ndarray[Any, Any]:
+    def _features(self, chunk: _Chunk, store: MemoryReuseStore) -> np.ndarray[Any, Any]:
         """What ``Scorer.features_in`` gives each observation of the chunk, in order. Each
         step runs over the whole chunk before the next (hashes, then the store, then the
         matrix), which keeps its code and data in the processor's caches."""
         observations = chunk.observations
-        refs = list(map(self._policy.refs, observations))
-        record = self._store.record
+        inputs = list(map(self._policy.members, observations))
+        record = store.record_members
         decode_ipqs = _ipqs_decoder.decode
         counts: list[int] = []
         first_seen: list[int | None] = []
         joined: list[IpqsSignals | None] = []
-        for obs, ref, moment in zip(observations, refs, chunk.moments, strict=True):
-            first, blob = record(ref, moment, counts, ipqs_blob=ipqs_blob(obs))
+        for obs, (space, ids, members), moment in zip(
+            observations, inputs, chunk.moments, strict=True
+        ):
+            first, blob = record(space, ids, members, moment, counts, ipqs_blob(obs))
             first_seen.append(first)
             joined.append(obs.ipqs if obs.ipqs is not None or blob is None else decode_ipqs(blob))
         reuse = np.array(counts, dtype=np.int64).reshape(len(observations), -1)
@@ -420,7 +451,7 @@ class Rescorer:
 
     def _verdicts(
         self,
-        observations: list[Observation],
+        observations: Sequence[Observation],
         xs: np.ndarray[Any, Any],
         model: RiskModel,
         thresholds: Thresholds,
@@ -455,7 +486,7 @@ class Rescorer:
             for number, line in block:
                 self._bytes_read += len(line)
                 try:
-                    obs = decode_event(line, received_at=epoch)
+                    obs = decode_event_unprobed(line, received_at=epoch)
                 except RiskwireError as exc:
                     summary.rejected += 1
                     reject = Reject(number, exc.message, exc.field)

@@ -46,11 +46,18 @@ lowest rank is always first. Updating the newest member's time, the usual write,
 allocates nothing."""
 
 # The member kinds, read from ``EntityRefs`` in one call per observation.
-_KINDS = tuple(dict.fromkeys(kind for e in ENTITIES for _, kind, _ in RELATIONS[e]))
-_members = attrgetter(*_KINDS)
+MEMBER_KINDS: tuple[str, ...] = tuple(
+    dict.fromkeys(kind for e in ENTITIES for _, kind, _ in RELATIONS[e])
+)
+_members = attrgetter(*MEMBER_KINDS)
+
+StoreInput = tuple[DeviceSpace, tuple[str | None, str | None, str | None], tuple[str | None, ...]]
+"""What ``record_members`` takes from one observation's refs: the device space, the ids of
+the device, the user (the user id, else the email) and the IP, and the members to write,
+one per ``MEMBER_KINDS``."""
 
 # What ``observe`` walks for each entity, per device space: (index of the member kind in
-# ``_KINDS``, NX mode, slot of the relation in the entity's state), in ``RELATIONS`` order.
+# ``MEMBER_KINDS``, NX mode, slot of the relation in the entity's state), in ``RELATIONS`` order.
 # Slots are per set name, as the Redis keys are named: a user's or an IP's devices have one
 # set per vendor space.
 _Step = tuple[int, bool, int]
@@ -68,7 +75,7 @@ def _plans() -> dict[DeviceSpace, _Plan]:
             for _, kind, mode in RELATIONS[entity]:
                 entity_slots = slots[entity]
                 slot = entity_slots.setdefault(refs.set_name(kind), len(entity_slots))
-                steps.append((_KINDS.index(kind), mode == "nx", slot))
+                steps.append((MEMBER_KINDS.index(kind), mode == "nx", slot))
             plan.append((entity, tuple(steps)))
         plans[space] = tuple(plan)
     return plans
@@ -108,8 +115,9 @@ class MemoryReuseStore:
         # (n, n, ...) per size: the counts of a relation whose members are all in every window.
         self._full = [(n,) * len(self._windows) for n in range(64)]
         self._widest = self._windows[-1]
+        self._narrowest = self._windows[0]
         # What a read (``write=False``) adds: no member of any kind.
-        self._no_members = (None,) * len(_KINDS)
+        self._no_members = (None,) * len(MEMBER_KINDS)
 
     @property
     def windows_ms(self) -> tuple[int, ...]:
@@ -147,24 +155,39 @@ class MemoryReuseStore:
         """``observe`` for batch paths: the counts are appended to ``counts`` (relation by
         relation in ``RELATION_NAMES`` order, narrowest window first) instead of a snapshot
         being built; the device's first sighting and the joined IPQS blob are returned."""
+        return self.record_members(
+            refs.device_space,
+            (refs.device, refs.user or refs.email, refs.ip),
+            _members(refs) if write else self._no_members,
+            now_ms,
+            counts,
+            ipqs_blob,
+        )
+
+    def record_members(
+        self,
+        space: DeviceSpace,
+        entity_ids: tuple[str | None, str | None, str | None],
+        members_of: tuple[str | None, ...],
+        now_ms: int,
+        counts: list[int],
+        ipqs_blob: bytes | None = None,
+    ) -> tuple[int | None, bytes | None]:
+        """``record`` from what it reads off the refs, for callers that have it without
+        building them: the ids of the device, the user (the user id, else the email) and
+        the IP, in ``ENTITIES`` order, and the members to write, one per ``MEMBER_KINDS``
+        (all None for a read)."""
         entities = self._entities
         horizon = now_ms - self._widest
         if entities and entities[next(iter(entities))].last_write < horizon:
             self._evict(horizon)
         cap = self._cap
         full = self._full
-        starts = [now_ms - w for w in self._windows]
-        narrowest = starts[0]
-        members_of: tuple[str | None, ...] = _members(refs) if write else self._no_members
+        narrowest = now_ms - self._narrowest
+        windows = self._windows
         first_seen: int | None = None
         blob: bytes | None = None
-        for entity, steps in _PLANS[refs.device_space]:
-            if entity == "device":
-                entity_id = refs.device
-            elif entity == "user":
-                entity_id = refs.user or refs.email
-            else:
-                entity_id = refs.ip
+        for (entity, steps), entity_id in zip(_PLANS[space], entity_ids, strict=True):
             if entity_id is None:
                 counts += self._absent[entity]
                 continue
@@ -196,45 +219,46 @@ class MemoryReuseStore:
                         if relation is None:
                             relation = relations[slot] = ({}, [], [])
                         members, times, names = relation
-                        # ZADD NX / GT, then the trims by time and by rank.
-                        previous = members.get(member)
-                        if previous is None:
+                        if names and names[-1] == member:
+                            # The newest member again (the usual write to most relations):
+                            # newer still unless NX, and never a join, so no trim.
+                            if not nx and now_ms > times[-1]:
+                                members[member] = times[-1] = now_ms
+                        elif (previous := members.get(member)) is None:
+                            # ZADD NX / GT, then the trims by time and by rank.
                             members[member] = now_ms
                             if (
                                 not times
                                 or times[-1] < now_ms
                                 or (times[-1] == now_ms and names[-1] < member)
                             ):
-                                times.append(now_ms)  # the usual case: the newest member
+                                times.append(now_ms)  # the usual join: the newest member
                                 names.append(member)
                             else:
                                 _insert(times, names, now_ms, member)
-                            if len(times) > _LAZY or len(times) > cap:
+                            # ``_trim`` drops nothing from a set whose oldest member is inside
+                            # the horizon and that is within the cap: no call, no bisect.
+                            size = len(times)
+                            if (size > _LAZY and times[0] < horizon) or size > cap:
                                 _trim(members, times, names, horizon, cap)
                         elif not nx and now_ms > previous:
                             members[member] = now_ms
-                            if names[-1] == member:  # the newest member, newer still
-                                times[-1] = now_ms
-                            else:
-                                _remove(times, names, previous, member)
-                                _insert(times, names, now_ms, member)
+                            _remove(times, names, previous, member)
+                            _insert(times, names, now_ms, member)
                             # Redis trims only when a member joins (ZADD answers 1).
                     elif relation is None:
                         counts += full[0]
                         continue
                     else:
                         times = relation[1]
-                    # Members at or after each window's start; a window the oldest member is
-                    # inside holds all of them (and when that is the narrowest, so do all).
+                    # Members at or after each window's start; when the oldest is inside the
+                    # narrowest window, all of them are in every window.
                     size = len(times)
-                    oldest = times[0]
-                    if size < 64 and oldest >= narrowest:
+                    if size < 64 and times[0] >= narrowest:
                         counts += full[size]
                     else:
-                        counts += [
-                            size if oldest >= start else size - bisect_left(times, start)
-                            for start in starts
-                        ]
+                        for window in windows:
+                            counts.append(size - bisect_left(times, now_ms - window))
                 if touched:
                     entities.move_to_end(key)
             if touched:

@@ -33,7 +33,7 @@ from service.rescore import (
     _iso_times,
     read_lines,
 )
-from service.reuse_memory import MemoryReuseStore
+from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore
 from service.scoring import Scorer
 from service.settings import Settings
 from service.simulate import SimulationConfig, simulate
@@ -153,7 +153,9 @@ def test_memo_policy_hashes_as_the_policy_does() -> None:
     assert memo.user("void") is None and memo.ip("nope") is None
 
 
-def test_memo_policy_refs_are_the_scorers_refs(settings: Settings) -> None:
+def with_odd_identifiers() -> list[Observation]:
+    """A simulated stream of all three sources, and odd identifiers: blocked, padded,
+    missing, countries that are not two letters."""
     epoch = datetime.fromtimestamp(0, UTC)
     observations = [decode_event(body, epoch) for _, body in stream(600)]
     assert {obs.source for obs in observations} == {"fingerprint_v3", "fingerprint_v4", "ipqs"}
@@ -165,8 +167,12 @@ def test_memo_policy_refs_are_the_scorers_refs(settings: Settings) -> None:
                     odd, country=country, user_id=user, email=user, ip=user, linked_id=user
                 )
             )
+    return observations
+
+
+def plain_scorer(settings: Settings) -> Scorer:
     _, model, thresholds = load_model(settings)
-    plain = Scorer(
+    return Scorer(
         policy=IdentifierPolicy(b"k", ["void"]),
         store=None,
         spec=FeatureSpec(settings.reuse_window_labels),
@@ -174,10 +180,40 @@ def test_memo_policy_refs_are_the_scorers_refs(settings: Settings) -> None:
         thresholds=thresholds,
         lists=AccessLists(settings),
     )
+
+
+def test_memo_policy_refs_are_the_scorers_refs(settings: Settings) -> None:
+    observations = with_odd_identifiers()
+    plain = plain_scorer(settings)
     memo = MemoPolicy(b"k", ["void"], size=50)  # small: the memos start over
     assert [memo.refs(obs) for obs in observations * 2] == [
         plain.refs(obs) for obs in observations * 2
     ]
+
+
+def test_memo_policy_members_are_what_the_store_reads_off_the_scorers_refs(
+    settings: Settings,
+) -> None:
+    """``MemoPolicy.members`` (which ``record_members`` takes instead of refs) against the
+    plain policy's refs, read as ``MemoryReuseStore.record`` reads them; both calls give the
+    same counts (small windows and cap: members leave them)."""
+    plain = plain_scorer(settings)
+    memo = MemoPolicy(b"k", ["void"], size=50)
+    by_refs = MemoryReuseStore(windows_ms=(60_000, 3_600_000), cap=5, ipqs_window_ms=60_000)
+    by_members = MemoryReuseStore(windows_ms=(60_000, 3_600_000), cap=5, ipqs_window_ms=60_000)
+    for obs in with_odd_identifiers() * 2:
+        refs = plain.refs(obs)
+        space, ids, members = memo.members(obs)
+        assert space == refs.device_space
+        assert ids == (refs.device, refs.user or refs.email, refs.ip)
+        assert members == tuple(getattr(refs, kind) for kind in MEMBER_KINDS)
+        moment = int(obs.time.timestamp() * 1000)
+        counts: list[int] = []
+        expected: list[int] = []
+        assert by_members.record_members(space, ids, members, moment, counts) == (
+            by_refs.record(refs, moment, expected)
+        )
+        assert counts == expected
 
 
 def _heap_order(stamped: list[tuple[int, int, float, str]], window: int) -> tuple[list[str], int]:
@@ -391,3 +427,17 @@ def test_rescore_command_line_emits_identifies_to_the_outbox(
         assert message["traits"]["fraud_score"] in {row["score"] for row in scored.values()}
     # Dated at the events (historic), not at the rescoring.
     assert {m["timestamp"] for m in messages} == {row["time"] for row in scored.values()}
+
+
+def test_each_run_counts_reuse_from_an_empty_store(settings: Settings) -> None:
+    """The reuse store lives for one run (it is freed before the collector's thresholds are
+    put back): a run after another scores its lines as a fresh rescorer does, without the
+    earlier run's devices, users and IPs."""
+    _, model, thresholds = load_model(settings)
+    lines = [body for _, body in stream(300)]
+    rescorer = Rescorer(settings, model, thresholds)
+    rescorer.run(iter(lines[:200]), io.BytesIO(), io.BytesIO())
+    second, fresh = io.BytesIO(), io.BytesIO()
+    rescorer.run(iter(lines[100:]), second, io.BytesIO())
+    Rescorer(settings, model, thresholds).run(iter(lines[100:]), fresh, io.BytesIO())
+    assert second.getvalue() == fresh.getvalue()

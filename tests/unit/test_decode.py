@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from service.decode import decode_fingerprint
+from service.decode import decode_event, decode_event_unprobed, decode_fingerprint
 from service.errors import InvalidPayload, MalformedBody, RiskwireError
+from service.observation import Observation
 from tests.payloads import FIXTURES, FULL_EXAMPLE, encode, v3, v4
 
 FP = FIXTURES / "fingerprint"
@@ -208,3 +210,62 @@ def test_the_format_is_chosen_by_top_level_keys_not_by_text_in_the_body() -> Non
     assert err.value.field == "$.requestId"
     with pytest.raises(MalformedBody):
         decode_fingerprint(b'{"requestId": "r", ')
+
+
+def _outcome(decode: Callable[[bytes, datetime], object], body: bytes) -> object:
+    """What ``decode`` gives ``body``: the observation, or the error's type, text and field."""
+    try:
+        return decode(body, EPOCH)
+    except RiskwireError as exc:
+        return (type(exc), exc.message, exc.field)
+
+
+EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _unprobed_cases() -> list[bytes]:
+    """Simulated events of each format, the fixtures, and bodies that could fool a guess:
+    two formats' keys, keys spelled with escapes or far from the start, probe keys the
+    probe cannot decode (bad UTF-8, a number out of range), invalid or wrong shapes."""
+    from service.simulate import SimulationConfig, simulate
+
+    config = SimulationConfig(seed=4, days=1, scale=0.1)
+    bodies = [event.body for event, _ in zip(simulate(config), range(300), strict=False)]
+    bodies += [path.read_bytes() for path in sorted(FIXTURES.rglob("*.json"))]
+    v3_body, v4_body = encode(v3()), encode(v4())
+    ipqs_body = b'{"request_id": "guess-ipqs", "success": true, "guid": "g", "time": 1790000000}'
+    padding = b'{"pad": "' + b"x" * 400 + b'", '
+    for body in (v3_body, v4_body, ipqs_body):
+        inner = body[1:]
+        bodies += [
+            body,
+            padding + inner,  # the format's key past the guessed span
+            b'{"requestId": "both", ' + inner,
+            b'{"event_id": "both", ' + inner,
+            b'{"request_id": "both", ' + inner,
+            b'{"request\\u0049d": "escaped", ' + inner,  # requestId, spelled otherwise
+            b'{"event\\u005fid": "escaped", ' + inner,
+            b'{"event_id": "\xff", ' + inner,  # a probe key the probe cannot decode
+            b'{"request_id": 1e400, ' + inner,
+            b'{"requestId": null, ' + inner,
+            body[:-5],
+        ]
+    bodies += [b"", b"{broken", b"[]", b'{"not": "an event"}', b'"requestId"', b"{}"]
+    return bodies
+
+
+def test_decoding_without_the_probe_equals_decode_event() -> None:
+    cases = _unprobed_cases()
+    outcomes = [_outcome(decode_event, body) for body in cases]
+    assert [_outcome(decode_event_unprobed, body) for body in cases] == outcomes
+    # The cases reach every format and every kind of error.
+    assert {o.source for o in outcomes if isinstance(o, Observation)} == {
+        "fingerprint_v3",
+        "fingerprint_v4",
+        "ipqs",
+    }
+    assert {o[0] for o in outcomes if isinstance(o, tuple)} == {InvalidPayload, MalformedBody}
+    # Webhooks take the same guess: every Fingerprint event decodes as decode_event has it.
+    for body, outcome in zip(cases, outcomes, strict=True):
+        if isinstance(outcome, Observation) and outcome.source != "ipqs":
+            assert decode_fingerprint(body) == outcome
