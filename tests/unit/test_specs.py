@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import random
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from service.decode import decode_fingerprint
-from service.specs import MAX_MESSAGE_BYTES, build_specs, message_id
+from service.specs import MAX_MESSAGE_BYTES, build_specs, iso8601, message_id
 from tests.payloads import FULL_EXAMPLE, encode, v3, v4
 
 
@@ -185,3 +187,18 @@ def test_message_ids_are_deterministic_and_short() -> None:
     )
     assert len(long_a) < 100 and long_a != long_b
     assert long_a == message_id("fp", "a" * 256, "identify")
+
+
+def test_iso8601_is_isoformat_in_utc_to_the_millisecond() -> None:
+    rng = random.Random(8601)
+    zones = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+    moments = [
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 12, 3, 13, 44, 32, 594_999, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-1))),  # next year in UTC
+    ]
+    moments += [datetime.fromtimestamp(rng.uniform(0, 4e9), rng.choice(zones)) for _ in range(2000)]
+    for moment in moments:
+        expected = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+        assert iso8601(moment) == expected.replace("+00:00", "Z"), moment
