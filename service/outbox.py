@@ -166,10 +166,14 @@ class Outbox:
             return
         outbox = self._keys.outbox
         # MULTI / EXEC: an entry is acked and deleted together, or neither.
-        await execute(
+        *_, done = await execute(
             self._link,
             [("MULTI",), ("XACK", outbox, GROUP, *ids), ("XDEL", outbox, *ids), ("EXEC",)],
         )
+        # A command failing inside the transaction answers in EXEC's reply, not on its own.
+        for reply in done:
+            if isinstance(reply, Exception):
+                raise reply
 
     async def park(self, entry: Entry, error: str) -> None:
         """Move one message Segment refused to the dead-letter stream, atomically."""

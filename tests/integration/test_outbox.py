@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
+from redis.exceptions import ResponseError
 
 from service.keys import Keys
 from service.lua import execute
@@ -92,3 +94,14 @@ async def test_a_pending_entry_deleted_under_the_reader_comes_back_empty(
     # deleted id from the group itself (XAUTOCLAIM's third element).
     claimed = await outbox.claim_stale("c2", 0, 10)
     assert [(e.id, e.message) for e in claimed] == [(second.id, b'{"m":2}')]
+
+
+async def test_an_ack_that_fails_inside_its_transaction_raises(
+    redis_client: Redis, prefix: str
+) -> None:
+    keys = Keys(prefix)
+    outbox = Outbox(redis_client, keys, answer_ttl_s=60)
+    # Not a stream: XACK fails at EXEC, inside the transaction's reply.
+    await redis_client.set(keys.outbox, "not a stream")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await outbox.ack([b"1-0"])
