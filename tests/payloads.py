@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -73,3 +75,10 @@ def clean_v3(
     body["firstSeenAt"] = {"global": "2025-06-01T10:00:00Z", "subscription": "2025-06-01T10:00:00Z"}
     body.update(overrides)
     return body
+
+
+def signed(body: bytes, secret: str) -> dict[str, str]:
+    """Headers of a webhook delivery signed as Fingerprint signs it (``v1=`` HMAC-SHA256 of
+    the body), written here from the documentation rather than through the service's code."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"fpjs-event-signature": f"v1={digest}", "content-type": "application/json"}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,16 +12,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.settings import Secret
-from tests.payloads import FIXTURES, FULL_EXAMPLE, encode, v3, v4
+from tests.payloads import FIXTURES, FULL_EXAMPLE, encode, signed, v3, v4
 from tests.segment_receiver import SegmentReceiver
 
 SECRET = "webhook-secret"
 URL = "/webhooks/fingerprint"
-
-
-def sign(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"fpjs-event-signature": f"v1={digest}", "content-type": "application/json"}
 
 
 async def test_full_example_end_to_end(
@@ -31,7 +24,7 @@ async def test_full_example_end_to_end(
 ) -> None:
     body = encode(v3(FULL_EXAMPLE))
     async with AsyncTestClient(app_with(fingerprint_secret=Secret(SECRET))) as client:
-        response = await client.post(URL, content=body, headers=sign(body))
+        response = await client.post(URL, content=body, headers=signed(body, SECRET))
         assert response.status_code == 200
         answer = response.json()
         assert answer["requestId"] == "Px6VxbRC6WBkA39yeNH3"
@@ -153,16 +146,24 @@ async def test_signature_is_required_when_a_secret_is_set(
 ) -> None:
     body = encode(v3(FULL_EXAMPLE))
     async with AsyncTestClient(app_with(fingerprint_secret=Secret(SECRET))) as client:
-        for headers in ({}, {"fpjs-event-signature": "invalid"}, sign(body, "other")):
+        for headers in ({}, {"fpjs-event-signature": "invalid"}, signed(body, "other")):
             response = await client.post(URL, content=body, headers=headers)
             assert response.status_code == 401
             error = response.json()["error"]
             assert error["field"] == "fpjs-event-signature"
             assert SECRET not in response.text
-        v2 = {"fpjs-event-signature": sign(body)["fpjs-event-signature"].replace("v1=", "v2=")}
+        v2 = {
+            "fpjs-event-signature": signed(body, SECRET)["fpjs-event-signature"].replace(
+                "v1=", "v2="
+            )
+        }
         assert (await client.post(URL, content=body, headers=v2)).status_code == 401
-        assert (await client.post(URL, content=b"", headers=sign(body))).status_code == 401
-        assert (await client.post(URL, content=body, headers=sign(body))).status_code == 200
+        assert (
+            await client.post(URL, content=b"", headers=signed(body, SECRET))
+        ).status_code == 401
+        assert (
+            await client.post(URL, content=body, headers=signed(body, SECRET))
+        ).status_code == 200
 
 
 async def test_oversized_body_is_413(app_with: Callable[..., Litestar]) -> None:

@@ -7,8 +7,6 @@ share one set of resources (Redis, outbox, scorer), so one request can be sent b
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import AsyncIterator
 
 import httpx
@@ -21,7 +19,7 @@ from service.app import create_app
 from service.errors import EXCEPTION_HANDLERS
 from service.routes import ScoreController, WebhookController
 from service.settings import Secret, Settings
-from tests.payloads import clean_v3, encode
+from tests.payloads import clean_v3, encode, signed
 
 SECRET = "lane-secret"
 AUTH = {"authorization": "Bearer checkout-key"}
@@ -45,12 +43,6 @@ async def pair(settings: Settings) -> AsyncIterator[Pair]:
         handled.blocking_portal = served.blocking_portal
         async with handled:
             yield served, handled
-
-
-def signed(body: bytes) -> dict[str, str]:
-    return {
-        "fpjs-event-signature": "v1=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    }
 
 
 def same(one: httpx.Response, other: httpx.Response) -> None:
@@ -89,14 +81,14 @@ async def test_errors_answer_the_same_both_ways(pair: Pair) -> None:
 async def test_a_webhook_then_its_redelivery_the_other_way(pair: Pair) -> None:
     served, handled = pair
     body = encode(clean_v3("lane-request-1", user="lane-user"))
-    first = await served.post("/webhooks/fingerprint", content=body, headers=signed(body))
+    first = await served.post("/webhooks/fingerprint", content=body, headers=signed(body, SECRET))
     assert first.status_code == 200, first.text
     assert "riskwire-replayed" not in first.headers
-    again = await handled.post("/webhooks/fingerprint", content=body, headers=signed(body))
+    again = await handled.post("/webhooks/fingerprint", content=body, headers=signed(body, SECRET))
     assert again.status_code == 200
     assert again.headers["riskwire-replayed"] == "true"
     assert again.json() == first.json()
-    third = await served.post("/webhooks/fingerprint", content=body, headers=signed(body))
+    third = await served.post("/webhooks/fingerprint", content=body, headers=signed(body, SECRET))
     assert third.headers["riskwire-replayed"] == "true"
     same(third, again)
 
