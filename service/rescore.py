@@ -52,7 +52,7 @@ from service.lists import AccessLists
 from service.model import Reason, Risk, RiskModel, Thresholds
 from service.observation import IpqsSignals, Observation
 from service.reuse import DeviceSpace, EntityRefs
-from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore, StoreInput
+from service.reuse_memory import MemoryReuseStore, StoreInput
 from service.scoring import Scorer, ipqs_blob
 from service.settings import Settings
 from service.specs import iso8601, rescore_identify
@@ -184,8 +184,8 @@ class MemoPolicy(IdentifierPolicy):
 
     def members(self, obs: Observation) -> StoreInput:
         """What ``MemoryReuseStore.record_members`` reads off ``refs(obs)``, without building
-        the refs: the device space, the entity ids, and the members in ``MEMBER_KINDS``
-        order."""
+        the refs: the device space, the entity ids, and the members in the store's
+        ``MEMBER_KINDS`` order (a test holds the two to the refs)."""
         space: DeviceSpace = "ipqs" if obs.source == "ipqs" else "fp"
         devices = self._devices[space]
         device = devices.get(value := obs.visitor_id)
@@ -224,10 +224,6 @@ class MemoPolicy(IdentifierPolicy):
         kept = memo[value] = hashed or ""
         return kept
 
-
-# ``MemoPolicy.members`` writes the members in this order.
-if MEMBER_KINDS != ("user", "email", "ip", "country", "linked", "event", "device"):
-    raise RuntimeError(f"MemoPolicy.members does not follow the store's kinds {MEMBER_KINDS}")
 
 _ipqs_decoder = msgspec.msgpack.Decoder(IpqsSignals)
 
