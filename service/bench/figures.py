@@ -33,6 +33,10 @@ class Measured:
     score_commands: CommandCount | None
     webhook_commands: CommandCount | None
 
+    def series(self, name: str) -> list[WrkResult]:
+        """One figure's run (a ``Round`` field) from every round, in order."""
+        return [getattr(r, name) for r in self.rounds]
+
 
 def ratios(runs: Sequence[WrkResult], baselines: Sequence[WrkResult]) -> list[float]:
     """Each round's rate over the baseline's of the same round: the machine's mood changes
@@ -76,7 +80,7 @@ def _commands_row(figure: str, count: CommandCount | None) -> Row:
 
 def rows(m: Measured) -> list[Row]:
     n = len(m.rounds)
-    each = {name: [getattr(r, name) for r in m.rounds] for name in Round.__dataclass_fields__}
+    each = {name: m.series(name) for name in Round.__dataclass_fields__}
     p50_ms = median(run.p50_us for run in each["score_c1"]) / 1000
     return [
         _rate_row(
@@ -111,10 +115,7 @@ def round_notes(m: Measured) -> list[str]:
     """Every round's ratios, so the spread behind each median is on the record."""
 
     def listed(runs: str, baselines: str) -> str:
-        values = ratios(
-            [getattr(r, runs) for r in m.rounds], [getattr(r, baselines) for r in m.rounds]
-        )
-        return ", ".join(f"{v:.2f}" for v in values)
+        return ", ".join(f"{v:.2f}" for v in ratios(m.series(runs), m.series(baselines)))
 
     return [
         f"Ratios per round: /v1/score c=32 {listed('score_c32', 'baseline_c32')}; "
