@@ -195,9 +195,33 @@ def _device_newness_column(rows: FeatureRows) -> Column:
     return np.where(np.isnan(earliest), 0.0, 1.0 / (1.0 + age_days))
 
 
+def _log1p_above_one(counts: npt.NDArray[np.int64] | npt.NDArray[np.float64]) -> Column:
+    """The reuse transform of counts, as the batch path computes it (``FeatureSpec.matrix``)."""
+    result: npt.NDArray[np.float64] = np.log1p(np.maximum(counts - 1.0, 0.0))
+    return result
+
+
+# The transform of every count a set capped at the default 1,000 members (or a little more)
+# can hold, worked out by the batch path's own expression, so a row looked up here, a
+# matrix row computed there and each feature's own ``compute`` agree bit for bit.
+_REUSE_TABLE: tuple[float, ...] = tuple(
+    _log1p_above_one(np.arange(4096, dtype=np.float64)).tolist()
+)
+
+
+def _reuse_block(counts: Sequence[int]) -> list[float]:
+    try:
+        return list(map(_REUSE_TABLE.__getitem__, counts))
+    except IndexError:  # a cap raised past the table
+        block: list[float] = _log1p_above_one(np.array(counts, dtype=np.int64)).tolist()
+        return block
+
+
 def _reuse(relation: str, window: int, label: str) -> Feature:
     def compute(f: FeatureInput) -> float:
-        return math.log1p(max(f.reuse.counts[relation][window] - 1, 0))
+        # numpy's log1p, as every other path: libm's differs in the last bit for a few
+        # counts (3 among them).
+        return float(np.log1p(max(f.reuse.counts[relation][window] - 1, 0)))
 
     name = f"{relation}_{label}"
     meaning = f"distinct {relation.replace('_per_', ' per ')} in the last {label}, log1p(n - 1)"
@@ -317,19 +341,16 @@ class FeatureSpec:
         if len(self._columns) != len(signal_features):
             raise TypeError("every feature outside the reuse block needs a column definition")
 
-    def vector(self, item: FeatureInput) -> npt.NDArray[np.float64]:
+    def row(self, item: FeatureInput) -> list[float]:
+        """The features of one observation as Python floats (the serving path)."""
         values = [f.compute(item) for f in self._head]
         values += [1.0 if flag else 0.0 for flag in self._flags(item.obs.signals)]
         values += [f.compute(item) for f in self._tail]
-        counts = item.reuse.counts
-        for name in RELATION_NAMES:
-            values += counts[name]
-        x = np.array(values, dtype=np.float64)
-        reuse = x[self._reuse_start :]  # a view: transformed in place
-        np.subtract(reuse, 1.0, out=reuse)
-        np.maximum(reuse, 0.0, out=reuse)
-        np.log1p(reuse, out=reuse)
-        return x
+        values += _reuse_block(item.reuse.flat)
+        return values
+
+    def vector(self, item: FeatureInput) -> npt.NDArray[np.float64]:
+        return np.array(self.row(item), dtype=np.float64)
 
     def matrix(self, rows: FeatureRows) -> npt.NDArray[np.float64]:
         """``vector`` of every row at once (batch rescoring): a column per signal feature,
@@ -337,7 +358,7 @@ class FeatureSpec:
         matrix = np.empty((len(rows), len(self.features)))
         for index, column in enumerate(self._columns):
             matrix[:, index] = column(rows)
-        matrix[:, len(self._columns) :] = np.log1p(np.maximum(rows.reuse_counts - 1.0, 0.0))
+        matrix[:, len(self._columns) :] = _log1p_above_one(rows.reuse_counts)
         return matrix
 
     def vector_slow(self, item: FeatureInput) -> npt.NDArray[np.float64]:

@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable, Iterable
 _ZEROES_AND_DASHES = re.compile(r"^[0-]*$")
 _URL_SAFE = bytes.maketrans(b"+/", b"-_")
 BUILTIN_BLOCKED = frozenset({"-1", "null", "anonymous", "undefined"})
+# Hashes remembered per policy before the memo starts over (some 10 MB at most).
+MEMO_ENTRIES = 1 << 16
 
 
 class IdentifierPolicy:
@@ -35,12 +37,18 @@ class IdentifierPolicy:
         key: bytes | None,
         extra_blocked: Iterable[str] = (),
         load_key: Callable[[], Awaitable[bytes]] | None = None,
+        memo_entries: int = MEMO_ENTRIES,
     ) -> None:
         if key is None and load_key is None:
             raise ValueError("a key or a way to load it is needed")
         self._key = _fit(key) if key else b""
         self._load_key = load_key
         self._states: dict[str, hashlib.blake2b] = {}
+        # (kind, raw value) -> its hash, None for a blocked value. Devices, users and IPs come
+        # back again and again (that is what the reuse counts count); hygiene plus a hash
+        # cost ~1.5 us each, a lookup ~0.1 us. Request ids are unique and never kept here.
+        self._memo: dict[tuple[str, str], str | None] = {}
+        self._memo_entries = memo_entries
         self._blocked = BUILTIN_BLOCKED | {v.strip().lower() for v in extra_blocked}
 
     async def ready(self) -> None:
@@ -76,30 +84,52 @@ class IdentifierPolicy:
         return binascii.b2a_base64(mac.digest(), newline=False).translate(_URL_SAFE).decode()
 
     def _hashed(self, kind: str, value: str | None) -> str | None:
+        if value is None:
+            return None
+        known = self._memo.get((kind, value), _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known
+        hashed = self._hash_now(kind, value)
+        if len(self._memo) >= self._memo_entries:
+            self._memo.clear()
+        self._memo[kind, value] = hashed
+        return hashed
+
+    def _hash_now(self, kind: str, value: str | None) -> str | None:
+        """Hygiene and hash of ``value`` as an identifier of ``kind``, without the memo."""
+        if value is None:
+            return None
+        if kind == "ip":
+            canonical = canonical_ip(value)
+            return None if canonical is None else self.digest(kind, canonical)
         cleaned = self.clean(value)
-        return None if cleaned is None else self.digest(kind, cleaned)
+        if cleaned is None:
+            return None
+        if kind == "email":
+            return self.digest(kind, cleaned.lower()) if "@" in cleaned else None
+        return self.digest(kind, cleaned)
 
     def user(self, value: str | None) -> str | None:
         return self._hashed("user", value)
 
     def email(self, value: str | None) -> str | None:
-        cleaned = self.clean(value)
-        if cleaned is None or "@" not in cleaned:
-            return None
-        return self.digest("email", cleaned.lower())
+        return self._hashed("email", value)
 
     def device(self, kind: str, value: str | None) -> str | None:
-        return self._hashed(f"device:{kind}", value)
+        return self._hashed(_DEVICE_KINDS.get(kind) or f"device:{kind}", value)
 
     def linked(self, value: str | None) -> str | None:
         return self._hashed("linked", value)
 
     def ip(self, value: str | None) -> str | None:
-        canonical = canonical_ip(value) if value is not None else None
-        return None if canonical is None else self.digest("ip", canonical)
+        return self._hashed("ip", value)
 
     def request(self, scope: str, request_id: str) -> str:
         return self.digest(f"request:{scope}", request_id)
+
+
+_UNKNOWN = ""  # never a hash (those are 16 characters): marks a memo miss
+_DEVICE_KINDS = {"fp": "device:fp", "ipqs": "device:ipqs"}
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import struct
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,7 +22,6 @@ from typing import Annotated, Literal, cast
 
 import msgspec
 import numpy as np
-import numpy.typing as npt
 from redis.asyncio import Redis
 
 from service.errors import InvalidPayload
@@ -106,7 +106,7 @@ class LabelStore:
         self,
         obs: Observation,
         refs: EntityRefs,
-        features: npt.NDArray[np.float64],
+        features: Sequence[float],
         spec_hash: str,
     ) -> Command:
         """Append a scored request's features to the feature log (approximately capped)."""
@@ -118,7 +118,7 @@ class LabelStore:
             "d", refs.device or "",
             "u", user,
             "s", spec_hash,
-            "x", features.astype("<f8").tobytes(),
+            "x", struct.pack(f"<{len(features)}d", *features),
         )  # fmt: skip
 
     async def record(self, batch: LabelBatch) -> int:

@@ -158,6 +158,9 @@ class MemoPolicy(IdentifierPolicy):
     most ``size`` values (it starts over when full), so memory stays flat. Request ids are
     not remembered: each comes once."""
 
+    # The memos below do the base class's remembering, per kind and without its tuple keys.
+    _hashed = IdentifierPolicy._hash_now
+
     def __init__(self, key: bytes, extra_blocked: Iterable[str] = (), size: int = 1 << 14):
         super().__init__(key, extra_blocked)
         self._size = size

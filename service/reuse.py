@@ -24,7 +24,8 @@ The three calls go in one pipeline: one round trip per observation.
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any, Literal, NamedTuple, cast
 
 import msgspec
@@ -191,22 +192,49 @@ class EntityRefs(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ReuseSnapshot(msgspec.Struct, frozen=True):
-    """Counts per relation (one per window, narrowest first), device first-seen, joined IPQS."""
+    """Every count, device first-seen, joined IPQS.
 
-    counts: dict[str, tuple[int, ...]]
+    ``flat`` holds the counts relation by relation in ``RELATION_NAMES`` order, narrowest
+    window first: the order of the feature spec's reuse block and of the scripts' replies,
+    so the hot path copies replies into it and the features read it without a lookup per
+    relation. ``counts`` is the same by relation name, for everything else.
+    """
+
+    flat: list[int]
     device_first_seen_ms: int | None = None
     ipqs_blob: bytes | None = None
+
+    @classmethod
+    def of(
+        cls,
+        counts: Mapping[str, Sequence[int]],
+        device_first_seen_ms: int | None = None,
+        ipqs_blob: bytes | None = None,
+    ) -> ReuseSnapshot:
+        """A snapshot from counts by relation name (every relation, windows of one width)."""
+        flat = [count for name in RELATION_NAMES for count in counts[name]]
+        return cls(flat, device_first_seen_ms, ipqs_blob)
+
+    @property
+    def counts(self) -> dict[str, tuple[int, ...]]:
+        flat = self.flat
+        width = len(flat) // len(RELATION_NAMES)
+        return {
+            name: tuple(flat[index * width : (index + 1) * width])
+            for index, name in enumerate(RELATION_NAMES)
+        }
 
 
 class _Plan(NamedTuple):
     """How one entity's script is called for one device id space, worked out once: the
     hot path then only joins the entity id into the keys and reads members off the refs."""
 
+    entity: Entity
     script: LuaScript
     tag: str  # what every key starts with, up to the entity id
     suffixes: tuple[str, ...]  # after the entity id: the relations' sets, then the meta hash
-    kinds: tuple[str, ...]  # the ``EntityRefs`` member of each relation
-    names: tuple[str, ...]  # the relation names, in the reply's order
+    members: Callable[[EntityRefs], tuple[str | None, ...]]  # one per relation
+    zeros: tuple[int, ...]  # the entity's counts when the observation does not name it
     joins_ipqs: bool
 
 
@@ -227,12 +255,15 @@ class ReuseStore:
             entity: _script(entity, self._windows, cap, ipqs_window_ms) for entity in ENTITIES
         }
         self._scripts = list(scripts.values())
+        # Per device id space, the entities' plans in ``ENTITIES`` order: the order of
+        # ``RELATION_NAMES``, so the replies' counts concatenate into ``ReuseSnapshot.flat``.
         self._plans = {
-            (entity, space): _plan(keys, entity, space, scripts[entity])
-            for entity in ENTITIES
+            space: tuple(
+                _plan(keys, entity, space, scripts[entity], len(self._windows))
+                for entity in ENTITIES
+            )
             for space in DEVICE_SPACES
         }
-        self._nothing = {name: (0,) * len(self._windows) for name in RELATION_NAMES}
 
     @property
     def windows_ms(self) -> tuple[int, ...]:
@@ -261,16 +292,15 @@ class ReuseStore:
         also_scripts: Sequence[LuaScript] = (),
     ) -> tuple[ReuseSnapshot, list[Any]]:
         """``observe``, with ``also`` sent in the same round trip; their replies second."""
-        plans: list[tuple[Entity, _Plan]] = []
+        plans = self._plans[refs.device_space]
+        # In ``ENTITIES`` order; the user is the user id, else the email.
+        entity_ids = (refs.device, refs.user or refs.email, refs.ip)
         commands: list[Command] = []
         flag = "1" if write else "0"
-        for entity in ENTITIES:
-            entity_id = refs.entity_id(entity)
+        for plan, entity_id in zip(plans, entity_ids, strict=True):
             if entity_id is None:
                 continue
-            plan = self._plans[entity, refs.device_space]
             base = plan.tag + entity_id
-            blob = ipqs_blob if plan.joins_ipqs and ipqs_blob else b""
             commands.append(
                 (
                     "EVALSHA",
@@ -279,41 +309,46 @@ class ReuseStore:
                     *[base + suffix for suffix in plan.suffixes],
                     now_ms,
                     flag,
-                    *[getattr(refs, kind) or "" for kind in plan.kinds],
-                    blob,
+                    *[member or "" for member in plan.members(refs)],
+                    ipqs_blob if plan.joins_ipqs and ipqs_blob else b"",
                 )
             )
-            plans.append((entity, plan))
-        counts = dict(self._nothing)
         if not commands and not also:
-            return ReuseSnapshot(counts), []
+            return ReuseSnapshot([count for plan in plans for count in plan.zeros]), []
         replies = await execute(self._link, [*commands, *also], [*self._scripts, *also_scripts])
+        flat: list[int] = []
         first_seen: int | None = None
         blob_seen: bytes | None = None
-        width = len(self._windows)
-        for (entity, plan), reply in zip(plans, replies, strict=False):
-            values = cast(list[Any], reply)
-            # Counts are ZCOUNT integers; the meta pair follows them.
-            for index, name in enumerate(plan.names):
-                counts[name] = tuple(values[index * width : (index + 1) * width])
-            marker = values[-2]
-            if entity == "device" and marker >= 0:
-                first_seen = marker
+        answered = 0
+        for plan, entity_id in zip(plans, entity_ids, strict=True):
+            if entity_id is None:
+                flat += plan.zeros
+                continue
+            values = cast(list[Any], replies[answered])
+            answered += 1
+            # The counts, then the first sighting (-1: none) and the joined IPQS blob.
+            flat += values[:-2]
+            if plan.entity == "device" and values[-2] >= 0:
+                first_seen = values[-2]
             if plan.joins_ipqs and isinstance(values[-1], bytes):
                 blob_seen = values[-1]
-        return ReuseSnapshot(counts, first_seen, blob_seen), replies[len(plans) :]
+        return ReuseSnapshot(flat, first_seen, blob_seen), replies[answered:]
 
 
-def _plan(keys: Keys, entity: Entity, space: DeviceSpace, script: LuaScript) -> _Plan:
+def _plan(keys: Keys, entity: Entity, space: DeviceSpace, script: LuaScript, width: int) -> _Plan:
     relations = RELATIONS[entity]
     in_space = EntityRefs(device_space=space)
     set_names = [in_space.set_name(kind) for _, kind, _ in relations]
+    kinds = [kind for _, kind, _ in relations]
+    # attrgetter of one name answers the value, not a 1-tuple.
+    members = attrgetter(*kinds) if len(kinds) > 1 else (lambda refs: (getattr(refs, kinds[0]),))
     return _Plan(
+        entity=entity,
         script=script,
         tag=keys.entity_head(entity),
         suffixes=tuple(ENTITY_NAME + name for name in [*set_names, "meta"]),
-        kinds=tuple(kind for _, kind, _ in relations),
-        names=tuple(name for name, _, _ in relations),
+        members=members,
+        zeros=(0,) * (len(relations) * width),
         joins_ipqs=entity == "user",
     )
 

@@ -31,7 +31,6 @@ from operator import attrgetter
 from service.reuse import (
     DEVICE_SPACES,
     ENTITIES,
-    RELATION_NAMES,
     RELATIONS,
     DeviceSpace,
     Entity,
@@ -136,12 +135,7 @@ class MemoryReuseStore:
     ) -> ReuseSnapshot:
         counts: list[int] = []
         first_seen, blob = self.record(refs, now_ms, counts, write=write, ipqs_blob=ipqs_blob)
-        width = len(self._windows)
-        by_name = {
-            name: tuple(counts[index * width : (index + 1) * width])
-            for index, name in enumerate(RELATION_NAMES)
-        }
-        return ReuseSnapshot(by_name, first_seen, blob)
+        return ReuseSnapshot(counts, first_seen, blob)
 
     def record(
         self,

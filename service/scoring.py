@@ -7,17 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import numpy as np
-import numpy.typing as npt
 
 from service.features import FeatureInput, FeatureSpec
 from service.history import HistoryEntry
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
 from service.lua import Command, LuaScript
-from service.model import Reason, Risk, RiskModel, Thresholds
+from service.model import Reason, Risk, RiskModel, Row, Thresholds
 from service.observation import IpqsSignals, Observation
-from service.reuse import EntityRefs, ReuseSnapshot, ReuseStore
+from service.reuse import RELATION_NAMES, EntityRefs, ReuseSnapshot, ReuseStore
 from service.reuse_memory import MemoryReuseStore
 from service.specs import iso8601
 
@@ -37,7 +35,7 @@ class Assessment(msgspec.Struct, frozen=True):
     risk: Risk
     refs: EntityRefs
     reuse: ReuseSnapshot
-    features: npt.NDArray[np.float64]
+    features: list[float]
     scored_at: datetime
 
 
@@ -62,9 +60,10 @@ class Scorer:
         self.model = model
         self.thresholds = thresholds
         self._lists = lists
-        # The surfaced counts' names, worked out once: (name, relation, window index).
+        # The surfaced counts' names and places in ``ReuseSnapshot.flat``, worked out once.
+        width = len(spec.window_labels)
         self._key_counts = [
-            (f"{relation}_{label}", relation, index)
+            (f"{relation}_{label}", RELATION_NAMES.index(relation) * width + index)
             for relation in KEY_RELATIONS
             for index, label in enumerate(spec.window_labels)
         ]
@@ -117,7 +116,7 @@ class Scorer:
 
     def features_in(
         self, store: MemoryReuseStore, obs: Observation, time_ms: int | None = None
-    ) -> npt.NDArray[np.float64]:
+    ) -> list[float]:
         """The features ``assess`` would score, at the observation's own time (``time_ms``
         when the caller has it already) against an in-memory store, without scoring (batch
         paths score many rows at once)."""
@@ -131,18 +130,16 @@ class Scorer:
         features = self.features(obs, reuse, moment)
         return Assessment(self.verdict(obs, features), refs, reuse, features, datetime.now(UTC))
 
-    def features(
-        self, obs: Observation, reuse: ReuseSnapshot, moment: datetime
-    ) -> npt.NDArray[np.float64]:
+    def features(self, obs: Observation, reuse: ReuseSnapshot, moment: datetime) -> list[float]:
         ipqs = obs.ipqs
         if ipqs is None and reuse.ipqs_blob is not None:
             ipqs = _ipqs_decoder.decode(reuse.ipqs_blob)
-        return self.spec.vector(FeatureInput(obs, reuse, ipqs, moment))
+        return self.spec.row(FeatureInput(obs, reuse, ipqs, moment))
 
     def verdict(
         self,
         obs: Observation,
-        features: npt.NDArray[np.float64],
+        features: Row,
         model: RiskModel | None = None,
         thresholds: Thresholds | None = None,
     ) -> Risk:
@@ -167,8 +164,8 @@ class Scorer:
         )
 
     def key_counts(self, reuse: ReuseSnapshot) -> dict[str, int]:
-        counts = reuse.counts
-        return {name: counts[relation][index] for name, relation, index in self._key_counts}
+        flat = reuse.flat
+        return {name: flat[at] for name, at in self._key_counts}
 
     def history_entry(self, obs: Observation, assessment: Assessment) -> HistoryEntry:
         risk = assessment.risk

@@ -220,7 +220,7 @@ def featurize(
         thresholds=artifact.thresholds,
         lists=AccessLists(Settings()),
     )
-    rows: list[Matrix] = []
+    rows: list[list[float]] = []
     labels: list[int] = []
     times: list[int] = []
     populations: list[str] = []
@@ -234,7 +234,7 @@ def featurize(
         populations.append(population)
         request_ids.append(obs.request_id)
     return Dataset(
-        np.vstack(rows) if rows else np.zeros((0, len(spec))),
+        np.array(rows, dtype=np.float64) if rows else np.zeros((0, len(spec))),
         np.asarray(labels, dtype=np.int64),
         np.asarray(times, dtype=np.int64),
         populations,
@@ -848,7 +848,7 @@ def acceptance_checks(
     def reuse(**counts: int) -> ReuseSnapshot:
         base: dict[str, tuple[int, ...]] = {name: (1, 1, 1) for name in RELATION_NAMES}
         base |= {name: (n, n, n) for name, n in counts.items()}
-        return ReuseSnapshot(base, int(now.timestamp() * 1000) - 400 * day_ms)
+        return ReuseSnapshot.of(base, int(now.timestamp() * 1000) - 400 * day_ms)
 
     def vector(
         obs: Observation, snapshot: ReuseSnapshot, ipqs: IpqsSignals | None = None

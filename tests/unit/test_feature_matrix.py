@@ -131,7 +131,7 @@ def test_the_matrix_equals_every_features_own_transform_on_edge_cases() -> None:
             name: tuple(sorted(rng.choices([0, 1, 2, 9, 1000], k=3))) for name in RELATION_NAMES
         }
         stored = maybe(int(moment.timestamp() * 1000) - rng.randint(-1000, 10**10))
-        reuse = ReuseSnapshot(counts, stored)
+        reuse = ReuseSnapshot.of(counts, stored)
         items.append(FeatureInput(obs, reuse, ipqs, moment))
     matrix = SPEC.matrix(rows_of(items))
     assert np.array_equal(matrix, vectors(items))

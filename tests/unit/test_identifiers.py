@@ -95,3 +95,40 @@ def test_digest_is_keyed_blake2b_of_kind_and_value_whatever_came_before() -> Non
     for kind, value in [*values, ("user", ""), *values]:
         mac = hashlib.blake2b(f"{kind}\x00{value}".encode(), key=key, digest_size=12)
         assert policy.digest(kind, value) == base64.urlsafe_b64encode(mac.digest()).decode()
+
+
+def test_remembered_hashes_are_the_hashes_and_the_memo_stays_bounded() -> None:
+    """The memo answers what hygiene plus hashing answer, blocked values included, for every
+    kind, whether the value is seen the first time or again; it never outgrows its bound."""
+    bounded = IdentifierPolicy(b"k" * 32, extra_blocked=["void"], memo_entries=8)
+    fresh = IdentifierPolicy(b"k" * 32, extra_blocked=["void"], memo_entries=0)
+    values = [
+        "user-1", " user-1 ", "void", "null", "", "Ann@Example.COM", " ann@example.com",
+        "no-at-sign", "10.0.0.1", "::ffff:10.0.0.1", "not an ip", "2001:DB8::1",
+    ]  # fmt: skip
+    for _ in range(3):  # first sight, then remembered (or dropped and recomputed)
+        for value in values:
+            assert bounded.user(value) == fresh.user(value) == policy_hash(fresh, "user", value)
+            assert bounded.email(value) == fresh.email(value)
+            assert bounded.ip(value) == fresh.ip(value)
+            assert bounded.device("fp", value) == fresh.device("fp", value)
+            assert bounded.device("ipqs", value) == fresh.device("ipqs", value)
+            assert bounded.device("fp", value) != bounded.device("ipqs", value) or (
+                bounded.device("fp", value) is None
+            )
+            assert bounded.linked(value) == fresh.linked(value)
+            assert len(bounded._memo) <= 8
+    assert bounded.email("Ann@Example.COM") == bounded.email("ann@example.com") is not None
+    assert bounded.ip("::ffff:10.0.0.1") != bounded.ip("10.0.0.1")
+
+
+def test_request_ids_are_not_remembered() -> None:
+    remembering = IdentifierPolicy(b"k" * 32)
+    for n in range(100):
+        remembering.request("fp", f"req-{n}")
+    assert remembering._memo == {}
+
+
+def policy_hash(policy: IdentifierPolicy, kind: str, value: str) -> str | None:
+    cleaned = policy.clean(value)
+    return None if cleaned is None else policy.digest(kind, cleaned)

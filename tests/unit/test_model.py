@@ -45,7 +45,9 @@ THRESHOLDS = MODEL.artifact.thresholds
 def reuse(**counts: tuple[int, ...]) -> ReuseSnapshot:
     base: dict[str, tuple[int, ...]] = {name: (1, 1, 1) for name in RELATION_NAMES}
     base.update(counts)
-    return ReuseSnapshot(base, device_first_seen_ms=int(NOW.timestamp() * 1000) - 400 * 86_400_000)
+    return ReuseSnapshot.of(
+        base, device_first_seen_ms=int(NOW.timestamp() * 1000) - 400 * 86_400_000
+    )
 
 
 def obs(**changes: object) -> Observation:
@@ -259,3 +261,37 @@ def test_reasons_ranked_for_many_rows_are_the_reasons_of_each_row() -> None:
         ] == [[reason.contribution for reason in risk.reasons] for risk in expected]
         assert model.scores(rows) == [risk.score for risk in expected]
         assert {len(r) for r in ranked} == {0, 3, 5}
+
+
+def test_reuse_counts_are_transformed_as_the_definition_says_past_the_lookup_table() -> None:
+    """``row`` looks the reuse transform up in a table and computes it past the table's end;
+    both must give numpy's ``log1p(max(n - 1, 0))`` exactly, as every feature's own
+    ``compute`` and the batch path do (libm's ``log1p`` differs in the last bit for 3)."""
+    width = len(BASELINE_WINDOWS)
+    for start in (0, 990, 4090, 9000):
+        counts = [start + n for n in range(len(RELATION_NAMES) * width)]
+        item = FeatureInput(obs(), ReuseSnapshot(counts), None, NOW)
+        row = SPEC.row(item)
+        assert row == SPEC.vector_slow(item).tolist()
+        assert row[-len(counts) :] == [float(np.log1p(max(n - 1, 0))) for n in counts]
+
+
+def test_a_logistic_row_scores_as_its_numpy_definition_whether_list_or_array() -> None:
+    """One row is scored in plain Python from the present features only: the score is
+    numpy's ``coef @ x`` through the calibration, the reasons its largest positive
+    ``coef * x`` (ties in feature order)."""
+    rng = np.random.default_rng(11)
+    rows = rng.choice([0.0, 0.0, 0.0, 0.25, 1.0, 3.0], size=(400, len(SPEC)))
+    rows[:5] = 0.0
+    coef = np.asarray(MODEL.artifact.model.coefficients)  # type: ignore[union-attr]
+    codes = [f.reason_code for f in SPEC.features]
+    for row in rows:
+        as_list = MODEL.risk(row.tolist(), THRESHOLDS)
+        assert as_list == MODEL.risk(row, THRESHOLDS)
+        raw = MODEL.artifact.model.intercept + float(coef @ row)  # type: ignore[union-attr]
+        assert abs(MODEL.raw(row.tolist()) - raw) < 1e-12
+        contributions = coef * row
+        order = sorted((-c, i) for i, c in enumerate(contributions.tolist()) if c > 0)[:5]
+        assert [(r.code, r.contribution) for r in as_list.reasons] == [
+            (codes[i], round(-c, 4)) for c, i in order
+        ]
