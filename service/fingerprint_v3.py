@@ -29,7 +29,6 @@ class Confidence(_Camel, frozen=True):
 
 
 class SeenAt(_Camel, frozen=True):
-    global_: datetime | None = msgspec.field(default=None, name="global")
     subscription: datetime | None = None
 
 
@@ -49,15 +48,12 @@ class BoolResult(_Camel, frozen=True):
 
 class BotResult(_Camel, frozen=True):
     result: str | None = None  # "notDetected" | "good" | "bad"
-    type: str | None = None
 
 
 class VpnMethods(_Camel, frozen=True):
     timezone_mismatch: bool | None = None
     # The wire spells it publicVPN, not the camelCase rule's publicVpn.
     public_vpn: bool | None = msgspec.field(default=None, name="publicVPN")
-    auxiliary_mobile: bool | None = None
-    os_mismatch: bool | None = None
     relay: bool | None = None
 
 
@@ -68,12 +64,10 @@ class Vpn(_Camel, frozen=True):
 
 class Tampering(_Camel, frozen=True):
     result: bool | None = None
-    anomaly_score: float | None = None
     anti_detect_browser: bool | None = None
 
 
 class BlocklistDetails(_Camel, frozen=True):
-    email_spam: bool | None = None
     attack_source: bool | None = None
 
 
@@ -94,20 +88,12 @@ class Geolocation(_Camel, frozen=True):
     country: Country | None = None
 
 
-class Asn(_Camel, frozen=True):
-    asn: str | None = None
-    name: str | None = None
-
-
 class Datacenter(_Camel, frozen=True):
     result: bool | None = None
-    name: str | None = None
 
 
 class IpInfoEntry(_Camel, frozen=True):
-    address: str | None = None
     geolocation: Geolocation | None = None
-    asn: Asn | None = None
     datacenter: Datacenter | None = None
 
 
@@ -128,11 +114,8 @@ class WebhookV3(_Camel, frozen=True):
     visitor_found: bool | None = None
     confidence: Confidence | None = None
     first_seen_at: SeenAt | None = None
-    last_seen_at: SeenAt | None = None
     browser_details: BrowserDetails | None = None
     incognito: bool | None = None
-    client_referrer: str | None = None
-    user_agent: str | None = None
     bot: BotResult | None = None
     ip_location: Geolocation | None = None
     ip_info: IpInfo | None = None
