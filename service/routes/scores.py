@@ -11,7 +11,7 @@ from litestar.params import PathParameter, RawBody
 from litestar.response.base import ASGIResponse
 from litestar.types import Scope
 
-from service.auth import SECURITY, checkout_key, require_api_key
+from service.auth import SECURITY, ApiKeys, require_api_key
 from service.checkout import (
     RescoreRequest,
     RescoreResult,
@@ -35,7 +35,8 @@ async def score_lane(scope: Scope, body: bytes) -> Answer:
     """``POST /v1/score``: the API key, then the verdict (``service.routes.hot_path``)."""
     state = scope["litestar_app"].state
     scores: ScoreService = state.scores
-    return encoded(await scores.score(body, checkout_key(scope, state.settings)))
+    keys: ApiKeys = state.checkout_keys
+    return encoded(await scores.score(body, keys.key_id(scope)))
 
 
 class ScoreController(Controller):

@@ -11,7 +11,7 @@ from litestar.response.base import ASGIResponse
 from litestar.types import Scope
 
 from service.asgi_headers import scope_header
-from service.auth import SECURITY, verify_checkout_key
+from service.auth import SECURITY, ApiKeys
 from service.errors import error_responses
 from service.fingerprint_v3 import WebhookV3
 from service.fingerprint_v4 import WebhookV4
@@ -40,7 +40,8 @@ async def fingerprint_lane(scope: Scope, body: bytes) -> Answer:
 async def ipqs_lane(scope: Scope, body: bytes) -> Answer:
     """``POST /webhooks/ipqs``: a checkout API key, then the result."""
     state = scope["litestar_app"].state
-    verify_checkout_key(scope, state.settings)
+    keys: ApiKeys = state.checkout_keys
+    keys.verify(scope)
     ingestor: Ingestor = state.ingestor
     return _answer(await ingestor.ipqs(body))
 
