@@ -33,9 +33,11 @@ def provide_scores(state: State) -> ScoreService:
 
 async def score_lane(scope: Scope, body: bytes) -> Answer:
     """``POST /v1/score``: the API key, then the verdict (``service.routes.hot_path``)."""
+    # Subscripts, not attributes: State answers an attribute only after the ordinary lookup
+    # has failed and raised, ~0.7 us each.
     state = scope["litestar_app"].state
-    scores: ScoreService = state.scores
-    keys: ApiKeys = state.checkout_keys
+    scores: ScoreService = state["scores"]
+    keys: ApiKeys = state["checkout_keys"]
     return encoded(await scores.score(body, keys.key_id(scope)))
 
 

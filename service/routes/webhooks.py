@@ -32,7 +32,9 @@ def _answer(result: Ingested) -> Answer:
 
 async def fingerprint_lane(scope: Scope, body: bytes) -> Answer:
     """``POST /webhooks/fingerprint`` (``service.routes.hot_path``)."""
-    ingestor: Ingestor = scope["litestar_app"].state.ingestor
+    # A subscript, not an attribute: State answers an attribute only after the ordinary
+    # lookup has failed and raised, ~0.7 us a request.
+    ingestor: Ingestor = scope["litestar_app"].state["ingestor"]
     raw = scope_header(scope, _SIGNATURE)
     return _answer(await ingestor.fingerprint(body, None if raw is None else raw.decode("latin-1")))
 
@@ -40,9 +42,9 @@ async def fingerprint_lane(scope: Scope, body: bytes) -> Answer:
 async def ipqs_lane(scope: Scope, body: bytes) -> Answer:
     """``POST /webhooks/ipqs``: a checkout API key, then the result."""
     state = scope["litestar_app"].state
-    keys: ApiKeys = state.checkout_keys
+    keys: ApiKeys = state["checkout_keys"]
     keys.verify(scope)
-    ingestor: Ingestor = state.ingestor
+    ingestor: Ingestor = state["ingestor"]
     return _answer(await ingestor.ipqs(body))
 
 
