@@ -172,11 +172,13 @@ class Metrics:
             started = clock()
             status = 500
 
-            async def capture(message: Message) -> None:
+            # Not a coroutine function: it hands back the server's own awaitable, which
+            # saves a coroutine per message (callers await what ``send`` returns at once).
+            def capture(message: Message) -> Awaitable[None]:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
-                await send(message)
+                return send(message)
 
             try:
                 await app(scope, receive, capture)
