@@ -34,8 +34,8 @@ def fresh_request_ids() -> Iterator[str]:
     """Unpredictable request ids: 128 bits from ``os.urandom`` each, as 32 hex digits.
 
     The bits are read 256 ids at a time: one ``os.urandom`` call (a syscall) per request
-    was ~4 % of a score request's CPU. The body first runs at the first request, so
-    processes forked from a server's master after the app was built do not share ids.
+    was ~4 % of a score request's CPU. The body first runs at the first request, so workers
+    forked from a master that built the app (and served nothing) do not share ids.
     """
     while True:
         block = os.urandom(16 * _IDS_PER_READ).hex()

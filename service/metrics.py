@@ -84,8 +84,8 @@ class _RequestCollector:
         created = getattr(prometheus_client.metrics, "_use_created", True)
         requests, latency, scores = self._families()
         m = self._metrics
-        # Copies: a scrape runs on the event loop too, but the copy keeps a series that
-        # appears while it is being written from breaking the iteration.
+        # Copies: scrapes run on the event loop, between requests, but should one ever run
+        # on another thread, a series added meanwhile must not break the iteration.
         for (route, method, status), series in list(m.request_series.items()):
             requests.add_metric(
                 (route, method, str(status)),
