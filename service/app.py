@@ -19,6 +19,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from service import __version__
+from service.auth import ApiKeys
 from service.checkout import ScoreService
 from service.errors import EXCEPTION_HANDLERS
 from service.features import FeatureSpec
@@ -238,7 +239,14 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Litestar:
         # Logging is configured once per process by the entry points (service.logs).
         logging_config=None,
         request_max_body_size=settings.max_body_bytes,
-        state=State({"settings": settings, "metrics": metrics}),
+        state=State(
+            {
+                "settings": settings,
+                "metrics": metrics,
+                "checkout_keys": ApiKeys(settings.api_keys),
+                "admin_keys": ApiKeys(settings.admin_api_keys),
+            }
+        ),
         openapi_config=OpenAPIConfig(
             title="riskwire",
             version=__version__,

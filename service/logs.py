@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
-import secrets
 import sys
+from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime
 
 from litestar.enums import ScopeType
@@ -25,24 +26,46 @@ from service.asgi_headers import scope_header
 HEADER = b"x-request-id"
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SANE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_HTTP: str = ScopeType.HTTP.value  # a plain str compares ~60 ns faster than the enum member
+_IDS_PER_READ = 256
+
+
+def fresh_request_ids() -> Iterator[str]:
+    """Unpredictable request ids: 128 bits from ``os.urandom`` each, as 32 hex digits.
+
+    The bits are read 256 ids at a time: one ``os.urandom`` call (a syscall) per request
+    was ~4 % of a score request's CPU. The body first runs at the first request, so workers
+    forked from a master that built the app (and served nothing) do not share ids.
+    """
+    while True:
+        block = os.urandom(16 * _IDS_PER_READ).hex()
+        for start in range(0, 32 * _IDS_PER_READ, 32):
+            yield block[start : start + 32]
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    fresh_id = fresh_request_ids().__next__
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
+        if scope["type"] != _HTTP:
             await app(scope, receive, send)
             return
         given = scope_header(scope, HEADER)
-        # 32 hex digits like uuid4().hex, at a quarter of its cost.
-        request_id = given.decode() if given and _SANE.match(given) else secrets.token_hex(16)
+        if given and _SANE.match(given):
+            request_id = given.decode()
+            echoed = given
+        else:
+            request_id = fresh_id()
+            echoed = request_id.encode()
         token = _current.set(request_id)
 
-        async def send_with_id(message: Message) -> None:
+        # Not a coroutine function: it hands back the server's own awaitable, which saves
+        # a coroutine per message (callers await what ``send`` returns straight away).
+        def send_with_id(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((HEADER, request_id.encode()))
-                message["headers"] = headers
-            await send(message)
+                # A copy: ASGI allows any iterable here, a tuple included.
+                message["headers"] = [*message.get("headers", ()), (HEADER, echoed)]
+            return send(message)
 
         try:
             await app(scope, receive, send_with_id)

@@ -78,3 +78,19 @@ async def test_ready_fails_when_the_outbox_lags_past_its_bound(
         assert (await c.get("/ready")).status_code == 200
     async with AsyncTestClient(app_with(forwarder_enabled=False)) as client:  # 900 s default
         assert (await client.get("/ready")).json()["status"] == "ok"
+
+
+async def test_lane_requests_fill_the_latency_histogram(client: AsyncTestClient[Litestar]) -> None:
+    for _ in range(3):
+        answer = await client.post("/v1/score", content=b"{}", headers={"authorization": "x"})
+        assert answer.status_code == 401
+    await client.get("/health")
+    text = (await client.get("/metrics")).text
+    score = "/v1/score"
+    assert value(text, "riskwire_requests_total", route=score, method="POST", status="401") == 3
+    assert value(text, "riskwire_request_seconds_count", route=score) == 3
+    assert value(text, "riskwire_request_seconds_bucket", route=score, le="+Inf") == 3
+    # A local 401 takes well under three seconds: every one is in the last finite bucket too.
+    assert value(text, "riskwire_request_seconds_bucket", route=score, le="3.0") == 3
+    assert 0 < value(text, "riskwire_request_seconds_sum", route=score) < 9
+    assert value(text, "riskwire_request_seconds_count", route="/health") == 1
