@@ -52,7 +52,7 @@ from service.lists import AccessLists
 from service.model import Reason, Risk, RiskModel, Thresholds
 from service.observation import IpqsSignals, Observation
 from service.reuse import DeviceSpace, EntityRefs
-from service.reuse_memory import MemoryReuseStore, StoreInput
+from service.reuse_memory import MemoryReuseStore, StoreInput, new_counts
 from service.scoring import Scorer, ipqs_blob
 from service.settings import Settings
 from service.specs import iso8601, rescore_identify
@@ -422,7 +422,7 @@ class Rescorer:
         inputs = list(map(self._policy.members, observations))
         record = store.record_members
         decode_ipqs = _ipqs_decoder.decode
-        counts: list[int] = []
+        counts = new_counts()
         first_seen: list[int | None] = []
         joined: list[IpqsSignals | None] = []
         for obs, (space, ids, members), moment in zip(
@@ -431,7 +431,7 @@ class Rescorer:
             first, blob = record(space, ids, members, moment, counts, ipqs_blob(obs))
             first_seen.append(first)
             joined.append(obs.ipqs if obs.ipqs is not None or blob is None else decode_ipqs(blob))
-        reuse = np.array(counts, dtype=np.int64).reshape(len(observations), -1)
+        reuse = np.frombuffer(counts, dtype=np.int64).reshape(len(observations), -1)
         return self.spec.matrix(FeatureRows(observations, joined, reuse, first_seen, chunk.now))
 
     def _reason_codes(self, verdicts: _Verdicts, row: int) -> list[str]:

@@ -16,17 +16,21 @@ expire), so memory follows the number of active entities, not the length of the 
 
 This runs once per relation per event in batch rescoring and training, so the loop is
 written out flat: the relations of each entity are a precomputed plan, and the usual cases
-take a shortcut that gives the same result as the general path — a member appended at the
-newest rank, and every member of a relation inside the narrowest window (most relations
-hold one member).
+take a shortcut that gives the same result as the general path — the only member of a
+relation written again, a member appended at the newest rank, and every member of a
+relation inside the narrowest window. An entity is one list, and a relation of one member
+(most of them) two items of it, until a second member joins
+(``tests/unit/test_reuse_memory.py`` holds the store to a plain model of the definition).
 """
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 from operator import attrgetter
+from typing import Any
 
 from service.reuse import (
     DEVICE_SPACES,
@@ -39,10 +43,26 @@ from service.reuse import (
 )
 
 _Relation = tuple[dict[str, int], list[int], list[str]]
-"""Members with their times; and the same in Redis's rank order (by time, then member) as
-two parallel lists, times and members: windows are counted by bisecting the times, and the
-lowest rank is always first. Updating the newest member's time, the usual write, then
-allocates nothing."""
+"""A relation in its general form: members with their times; and the same in Redis's rank
+order (by time, then member) as two parallel lists, times and members: windows are counted
+by bisecting the times, and the lowest rank is always first. Updating the newest member's
+time, the usual write, then allocates nothing."""
+
+_State = list[Any]
+"""One entity, in one list: ``[last write, first sighting, IPQS blob, its time]``, then two
+items per relation slot: nothing (None, None), the relation's only member and its time
+(str, int), or the general form (``_Relation``, None). Three relations in four hold one
+member for good, and a store holds a great many entities, so both the usual entity and the
+usual relation cost no container of their own: fewer allocations per new entity, and far
+fewer objects for the garbage collector to walk and for the end of a run to free."""
+
+_LAST_WRITE, _FIRST, _BLOB, _BLOB_AT = range(4)
+
+
+def new_counts(values: Sequence[int] = ()) -> array[int]:
+    """Counts as the store appends them: 64-bit integers, numpy's int64."""
+    return array("q", values)
+
 
 # The member kinds, read from ``EntityRefs`` in one call per observation.
 MEMBER_KINDS: tuple[str, ...] = tuple(
@@ -56,10 +76,10 @@ the device, the user (the user id, else the email) and the IP, and the members t
 one per ``MEMBER_KINDS``."""
 
 # What ``observe`` walks for each entity, per device space: (index of the member kind in
-# ``MEMBER_KINDS``, NX mode, slot of the relation in the entity's state), in ``RELATIONS`` order.
-# Slots are per set name, as the Redis keys are named: a user's or an IP's devices have one
-# set per vendor space.
-_Step = tuple[int, bool, int]
+# ``MEMBER_KINDS``, NX mode, index of the relation's first item in the entity's state), in
+# ``RELATIONS`` order. Slots are per set name, as the Redis keys are named: a user's or an
+# IP's devices have one set per vendor space.
+_Step = tuple[int, bool, int, int]
 _Plan = tuple[tuple[Entity, tuple[_Step, ...]], ...]
 
 
@@ -74,7 +94,8 @@ def _plans() -> dict[DeviceSpace, _Plan]:
             for _, kind, mode in RELATIONS[entity]:
                 entity_slots = slots[entity]
                 slot = entity_slots.setdefault(refs.set_name(kind), len(entity_slots))
-                steps.append((MEMBER_KINDS.index(kind), mode == "nx", slot))
+                at = _BLOB_AT + 1 + 2 * slot
+                steps.append((MEMBER_KINDS.index(kind), mode == "nx", at, at + 1))
             plan.append((entity, tuple(steps)))
         plans[space] = tuple(plan)
     return plans
@@ -84,18 +105,11 @@ _PLANS = _plans()
 # The reuse script trims by time only a set past this many members (``size > 8`` in
 # ``reuse._TEMPLATE``): a late event can count members an eager trim would have dropped.
 _LAZY = 8
-_SLOTS = 1 + max(slot for plan in _PLANS.values() for _, steps in plan for *_, slot in steps)
-
-
-class _EntityState:
-    __slots__ = ("blob", "blob_at", "first", "last_write", "relations")
-
-    def __init__(self) -> None:
-        self.relations: list[_Relation | None] = [None] * _SLOTS
-        self.first: int | None = None
-        self.blob: bytes | None = None
-        self.blob_at: int | None = None
-        self.last_write = 0
+# A new entity's relations, all empty: two items per slot.
+_EMPTY = (None,) * (
+    max(time_at for plan in _PLANS.values() for _, steps in plan for *_, time_at in steps)
+    - _BLOB_AT
+)
 
 
 class MemoryReuseStore:
@@ -108,11 +122,19 @@ class MemoryReuseStore:
         self._cap = cap
         self._ipqs_window_ms = ipqs_window_ms
         # Insertion order = last-write order, so expired entities sit at the front.
-        self._entities: OrderedDict[tuple[Entity, str], _EntityState] = OrderedDict()
+        self._entities: OrderedDict[tuple[Entity, str], _State] = OrderedDict()
         # The counts of an entity the event does not name, or that is not stored.
-        self._absent = {e: (0,) * len(self._windows) * len(RELATIONS[e]) for e in ENTITIES}
+        self._absent = {
+            e: new_counts((0,) * len(self._windows) * len(RELATIONS[e])) for e in ENTITIES
+        }
         # (n, n, ...) per size: the counts of a relation whose members are all in every window.
-        self._full = [(n,) * len(self._windows) for n in range(64)]
+        self._full = [new_counts((n,) * len(self._windows)) for n in range(min(cap, 1024) + 1)]
+        # The counts of a one-member relation, by how many windows (the narrowest first) end
+        # before its member's time: ``bisect_left(windows, now - time)``.
+        self._single = [
+            new_counts((0,) * outside + (1,) * (len(self._windows) - outside))
+            for outside in range(len(self._windows) + 1)
+        ]
         self._widest = self._windows[-1]
         self._narrowest = self._windows[0]
         # What a read (``write=False``) adds: no member of any kind.
@@ -133,22 +155,24 @@ class MemoryReuseStore:
         write: bool = True,
         ipqs_blob: bytes | None = None,
     ) -> ReuseSnapshot:
-        counts: list[int] = []
+        counts = new_counts()
         first_seen, blob = self.record(refs, now_ms, counts, write=write, ipqs_blob=ipqs_blob)
-        return ReuseSnapshot(counts, first_seen, blob)
+        return ReuseSnapshot(counts.tolist(), first_seen, blob)
 
     def record(
         self,
         refs: EntityRefs,
         now_ms: int,
-        counts: list[int],
+        counts: array[int],
         *,
         write: bool = True,
         ipqs_blob: bytes | None = None,
     ) -> tuple[int | None, bytes | None]:
         """``observe`` for batch paths: the counts are appended to ``counts`` (relation by
         relation in ``RELATION_NAMES`` order, narrowest window first) instead of a snapshot
-        being built; the device's first sighting and the joined IPQS blob are returned."""
+        being built, a machine integer each (``numpy.frombuffer`` reads a chunk's without a
+        conversion per count); the device's first sighting and the joined IPQS blob are
+        returned."""
         return self.record_members(
             refs.device_space,
             (refs.device, refs.user or refs.email, refs.ip),
@@ -164,7 +188,7 @@ class MemoryReuseStore:
         entity_ids: tuple[str | None, str | None, str | None],
         members_of: tuple[str | None, ...],
         now_ms: int,
-        counts: list[int],
+        counts: array[int],
         ipqs_blob: bytes | None = None,
     ) -> tuple[int | None, bytes | None]:
         """``record`` from what it reads off the refs, for callers that have it without
@@ -173,15 +197,20 @@ class MemoryReuseStore:
         (all None for a read)."""
         entities = self._entities
         horizon = now_ms - self._widest
-        if entities and entities[next(iter(entities))].last_write < horizon:
+        if entities and entities[next(iter(entities))][_LAST_WRITE] < horizon:
             self._evict(horizon)
         cap = self._cap
         full = self._full
+        tabled = len(full)
+        none, one = full[0], full[1]
+        single = self._single
         narrowest = now_ms - self._narrowest
         windows = self._windows
         first_seen: int | None = None
         blob: bytes | None = None
-        for (entity, steps), entity_id in zip(_PLANS[space], entity_ids, strict=True):
+        # No ``strict=``: a keyword sends ``zip`` through its argument parser, a tenth of a
+        # microsecond per call; both are in ``ENTITIES`` order, one each.
+        for (entity, steps), entity_id in zip(_PLANS[space], entity_ids):  # noqa: B905
             if entity_id is None:
                 counts += self._absent[entity]
                 continue
@@ -190,42 +219,73 @@ class MemoryReuseStore:
             if state is None:
                 # A new entity: each relation starts with this event's member, in every window
                 # (none is stored when the event names no member, or only reads).
-                for kind, _, slot in steps:
+                for kind, _, at, time_at in steps:
                     member = members_of[kind]
                     if member:
                         if state is None:
-                            state = entities[key] = _EntityState()
-                        state.relations[slot] = ({member: now_ms}, [now_ms], [member])
-                        counts += full[1]
+                            state = entities[key] = [now_ms, now_ms, None, None, *_EMPTY]
+                        state[at] = member
+                        state[time_at] = now_ms
+                        counts += one
                     else:
-                        counts += full[0]
+                        counts += none
                 if state is None:
                     continue
-                touched = True
+                if ipqs_blob and entity == "user":
+                    state[_BLOB] = ipqs_blob
+                    state[_BLOB_AT] = now_ms
             else:
                 touched = False
-                relations = state.relations
-                for kind, nx, slot in steps:
-                    relation = relations[slot]
+                for kind, nx, at, time_at in steps:
                     member = members_of[kind]
+                    held = state[at]
+                    if held is member or (held.__class__ is str and held == member):
+                        if held is None:
+                            counts += none  # no member held, none written
+                            continue
+                        # The only member again (the usual write to most relations): newer
+                        # still unless NX, so in every window.
+                        touched = True
+                        if not nx:
+                            if now_ms > state[time_at]:
+                                state[time_at] = now_ms
+                            counts += one
+                            continue
+                    if held.__class__ is not tuple:
+                        if held is None:
+                            if member:
+                                touched = True
+                                state[at] = member
+                                state[time_at] = now_ms
+                                counts += one
+                            else:
+                                counts += none
+                            continue
+                        if not member or held == member:
+                            # Its only member, read (or kept at its first time by NX).
+                            time = state[time_at]
+                            if time >= narrowest:
+                                counts += one
+                            else:
+                                counts += single[bisect_left(windows, now_ms - time)]
+                            continue
+                        # A second member joins: the relation takes the general form.
+                        time = state[time_at]
+                        held = state[at] = ({held: time}, [time], [held])
+                        state[time_at] = None
+                    members, times, names = held
                     if member:
                         touched = True
-                        if relation is None:
-                            relation = relations[slot] = ({}, [], [])
-                        members, times, names = relation
-                        if names and names[-1] == member:
-                            # The newest member again (the usual write to most relations):
-                            # newer still unless NX, and never a join, so no trim.
+                        if names[-1] == member:
+                            # The newest member again: newer still unless NX, and never a
+                            # join, so no trim.
                             if not nx and now_ms > times[-1]:
                                 members[member] = times[-1] = now_ms
                         elif (previous := members.get(member)) is None:
                             # ZADD NX / GT, then the trims by time and by rank.
                             members[member] = now_ms
-                            if (
-                                not times
-                                or times[-1] < now_ms
-                                or (times[-1] == now_ms and names[-1] < member)
-                            ):
+                            newest = times[-1]
+                            if newest < now_ms or (newest == now_ms and names[-1] < member):
                                 times.append(now_ms)  # the usual join: the newest member
                                 names.append(member)
                             else:
@@ -240,33 +300,28 @@ class MemoryReuseStore:
                             _remove(times, names, previous, member)
                             _insert(times, names, now_ms, member)
                             # Redis trims only when a member joins (ZADD answers 1).
-                    elif relation is None:
-                        counts += full[0]
-                        continue
-                    else:
-                        times = relation[1]
                     # Members at or after each window's start; when the oldest is inside the
                     # narrowest window, all of them are in every window.
                     size = len(times)
-                    if size < 64 and times[0] >= narrowest:
+                    if times[0] >= narrowest and size < tabled:
                         counts += full[size]
                     else:
                         for window in windows:
                             counts.append(size - bisect_left(times, now_ms - window))
                 if touched:
+                    if now_ms < state[_FIRST]:
+                        state[_FIRST] = now_ms
+                    if ipqs_blob and entity == "user":
+                        state[_BLOB] = ipqs_blob
+                        state[_BLOB_AT] = now_ms
+                    state[_LAST_WRITE] = now_ms
                     entities.move_to_end(key)
-            if touched:
-                if state.first is None or now_ms < state.first:
-                    state.first = now_ms
-                if ipqs_blob and entity == "user":
-                    state.blob, state.blob_at = ipqs_blob, now_ms
-                state.last_write = now_ms
             if entity == "device":
-                first_seen = state.first
+                first_seen = state[_FIRST]
             elif entity == "user":
-                blob_at = state.blob_at
+                blob_at = state[_BLOB_AT]
                 if blob_at is not None and now_ms - self._ipqs_window_ms <= blob_at <= now_ms:
-                    blob = state.blob
+                    blob = state[_BLOB]
         return first_seen, blob
 
     def _evict(self, horizon: int) -> None:
@@ -275,7 +330,7 @@ class MemoryReuseStore:
         entities = self._entities
         while entities:
             key = next(iter(entities))
-            if entities[key].last_write >= horizon:
+            if entities[key][_LAST_WRITE] >= horizon:
                 break
             del entities[key]
 

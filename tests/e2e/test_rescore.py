@@ -33,7 +33,7 @@ from service.rescore import (
     _iso_times,
     read_lines,
 )
-from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore
+from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore, new_counts
 from service.scoring import Scorer
 from service.settings import Settings
 from service.simulate import SimulationConfig, simulate
@@ -208,8 +208,8 @@ def test_memo_policy_members_are_what_the_store_reads_off_the_scorers_refs(
         assert ids == (refs.device, refs.user or refs.email, refs.ip)
         assert members == tuple(getattr(refs, kind) for kind in MEMBER_KINDS)
         moment = int(obs.time.timestamp() * 1000)
-        counts: list[int] = []
-        expected: list[int] = []
+        counts = new_counts()
+        expected = new_counts()
         assert by_members.record_members(space, ids, members, moment, counts) == (
             by_refs.record(refs, moment, expected)
         )
