@@ -95,6 +95,27 @@ def test_bad_lines_are_rejected_with_their_line_number_and_order_is_restored(
     assert sum(summary.by_level.values()) == 60
 
 
+def test_an_ipqs_result_without_time_is_rejected_where_it_stands(settings: Settings) -> None:
+    """Its block is decoded line by line (the others all at once): the reject keeps its line
+    number, and every other line of every block is scored once."""
+    events = stream(2 * CHUNK + 40)
+    at = next(n for n, (kind, _) in enumerate(events) if kind == "ipqs" and n > CHUNK)
+    timeless = json.loads(events[at][1])
+    del timeless["time"]
+    lines = [body for _, body in events]
+    lines[at] = json.dumps(timeless).encode()
+    scored, summary = rescore(settings, lines)
+    assert summary.rejected == 1 and summary.events == len(lines) - 1 == len(scored)
+    _, model, thresholds = load_model(settings)
+    rejects = io.BytesIO()
+    Rescorer(settings, model, thresholds).run(iter(lines), io.BytesIO(), rejects)
+    assert json.loads(rejects.getvalue()) == {
+        "line": at + 1,
+        "error": "IPQS result without `time`: cannot place it",
+        "field": "$.time",
+    }
+
+
 def test_chunked_rescoring_equals_scoring_event_by_event(settings: Settings) -> None:
     """The batch path (chunks of rows, one model call per chunk, store times carried from
     the reorder buffer) gives each event the verdict ``Scorer`` gives it alone, in the order
@@ -266,8 +287,16 @@ def test_the_reorder_buffer_gives_what_one_heap_gives(window: int) -> None:
         # Mostly in order; some ties, some a little early or late, some far off.
         moments.append(now - rng.choice([0] * 12 + [1, 3, 30, 200, -50]))
     stamped = [(m, n, m / 1000, f"line {n}") for n, m in enumerate(moments, start=1)]
+    # Taken in blocks of any size (empty ones too), given back in blocks.
+    blocks, start = [], 0
+    while start < len(stamped):
+        size = rng.choice([0, 1, 7, CHUNK, 700])
+        blocks.append(stamped[start : start + size])
+        start += size
     summary = Summary()
-    ordered = [obs for _, _, _, obs in _in_time_order(stamped, window, summary)]
+    given = list(_in_time_order(iter(blocks), window, summary))
+    assert all(len(block) <= CHUNK for block in given[len(blocks) :])
+    ordered = [obs for block in given for _, _, _, obs in block]
     expected, late = _heap_order(stamped, window)
     assert ordered == expected
     assert summary.late == late
