@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
-from itertools import islice, repeat
+from itertools import compress, islice, repeat
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -241,6 +241,7 @@ _ipqs_decoder = msgspec.msgpack.Decoder(IpqsSignals)
 # What an output line takes from its observation, in ``ScoredLine`` order.
 _line_fields = attrgetter("request_id", "source", "visitor_id", "user_id")
 _time_of_observation = attrgetter("time")
+_ipqs_of = attrgetter("ipqs")
 
 
 class _Chunk:
@@ -431,30 +432,20 @@ class Rescorer:
     def _features(self, chunk: _Chunk, store: MemoryReuseStore) -> np.ndarray[Any, Any]:
         """What ``Scorer.features_in`` gives each observation of the chunk, in order. Each
         step runs over the whole chunk before the next (hashes, then the store, then the
-        matrix), which keeps its code and data in the processor's caches; the store is
-        called from C (``map``), with each input a column."""
+        matrix), which keeps its code and data in the processor's caches."""
         observations = chunk.observations
-        spaces, entity_ids, members = zip(*map(self._policy.members, observations), strict=True)
+        inputs = list(map(self._policy.members, observations))
         # ``ipqs_blob`` is None for any other source: the call is skipped for those.
         blobs = [ipqs_blob(obs) if obs.source == "ipqs" else None for obs in observations]
         counts = new_counts()
-        first_seen, joined_blobs = zip(
-            *map(
-                store.record_members,
-                spaces,
-                entity_ids,
-                members,
-                chunk.moments,
-                repeat(counts),
-                blobs,
-            ),
-            strict=True,
-        )
-        joined = [obs.ipqs for obs in observations]
+        first_seen: list[int | None] = []
+        joined_blobs: list[bytes | None] = []
+        store.record_many(inputs, chunk.moments, blobs, counts, first_seen, joined_blobs)
+        # An IPQS result of the event's own stands; otherwise the one joined on its user.
+        joined = list(map(_ipqs_of, observations))
         decode_ipqs = _ipqs_decoder.decode
-        for row, blob in enumerate(joined_blobs):
-            # An IPQS result of the event's own stands; otherwise the one joined on its user.
-            if blob is not None and joined[row] is None:
+        for row, blob in compress(enumerate(joined_blobs), joined_blobs):
+            if joined[row] is None and blob is not None:
                 joined[row] = decode_ipqs(blob)
         reuse = np.frombuffer(counts, dtype=np.int64).reshape(len(observations), -1)
         return self.spec.matrix(FeatureRows(observations, joined, reuse, first_seen, chunk.now))

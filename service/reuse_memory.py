@@ -28,7 +28,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -195,134 +195,166 @@ class MemoryReuseStore:
         building them: the ids of the device, the user (the user id, else the email) and
         the IP, in ``ENTITIES`` order, and the members to write, one per ``MEMBER_KINDS``
         (all None for a read)."""
+        first_seen: list[int | None] = []
+        blobs: list[bytes | None] = []
+        self.record_many(
+            [(space, entity_ids, members_of)], [now_ms], [ipqs_blob], counts, first_seen, blobs
+        )
+        return first_seen[0], blobs[0]
+
+    def record_many(
+        self,
+        inputs: Iterable[StoreInput],
+        moments: Iterable[int],
+        ipqs_blobs: Iterable[bytes | None],
+        counts: array[int],
+        first_seen: list[int | None],
+        joined: list[bytes | None],
+    ) -> None:
+        """``record_members`` of events in turn (batch rescoring: one call per chunk), each
+        event's first sighting and joined blob appended to ``first_seen`` and ``joined``."""
         entities = self._entities
-        horizon = now_ms - self._widest
-        if entities and entities[next(iter(entities))][_LAST_WRITE] < horizon:
-            self._evict(horizon)
         cap = self._cap
         full = self._full
         tabled = len(full)
         none, one = full[0], full[1]
         single = self._single
-        narrowest = now_ms - self._narrowest
         windows = self._windows
-        first_seen: int | None = None
-        blob: bytes | None = None
-        # No ``strict=``: a keyword sends ``zip`` through its argument parser, a tenth of a
-        # microsecond per call; both are in ``ENTITIES`` order, one each.
-        for (entity, steps), entity_id in zip(_PLANS[space], entity_ids):  # noqa: B905
-            if entity_id is None:
-                counts += self._absent[entity]
-                continue
-            key = (entity, entity_id)
-            state = entities.get(key)
-            if state is None:
-                # A new entity: each relation starts with this event's member, in every window
-                # (none is stored when the event names no member, or only reads).
-                for kind, _, at, time_at in steps:
-                    member = members_of[kind]
-                    if member:
-                        if state is None:
-                            state = entities[key] = [now_ms, now_ms, None, None, *_EMPTY]
-                        state[at] = member
-                        state[time_at] = now_ms
-                        counts += one
-                    else:
-                        counts += none
-                if state is None:
+        widest, narrowest_window = self._widest, self._narrowest
+        absent = self._absent
+        ipqs_window = self._ipqs_window_ms
+        for (space, entity_ids, members_of), now_ms, ipqs_blob in zip(
+            inputs, moments, ipqs_blobs, strict=True
+        ):
+            horizon = now_ms - widest
+            if entities and entities[next(iter(entities))][_LAST_WRITE] < horizon:
+                self._evict(horizon)
+            narrowest = now_ms - narrowest_window
+            first: int | None = None
+            blob: bytes | None = None
+            # No ``strict=``: a keyword sends ``zip`` through its argument parser, a tenth of
+            # a microsecond per call; both are in ``ENTITIES`` order, one each.
+            for (entity, steps), entity_id in zip(_PLANS[space], entity_ids):  # noqa: B905
+                if entity_id is None:
+                    counts += absent[entity]
                     continue
-                if ipqs_blob and entity == "user":
-                    state[_BLOB] = ipqs_blob
-                    state[_BLOB_AT] = now_ms
-            else:
-                touched = False
-                for kind, nx, at, time_at in steps:
-                    member = members_of[kind]
-                    held = state[at]
-                    if held is member or (held.__class__ is str and held == member):
-                        if held is None:
-                            counts += none  # no member held, none written
-                            continue
-                        # The only member again (the usual write to most relations): newer
-                        # still unless NX, so in every window.
-                        touched = True
-                        if not nx:
-                            if now_ms > state[time_at]:
-                                state[time_at] = now_ms
+                key = (entity, entity_id)
+                state = entities.get(key)
+                if state is None:
+                    # A new entity: each relation starts with this event's member, in every window
+                    # (none is stored when the event names no member, or only reads).
+                    for kind, _, at, time_at in steps:
+                        member = members_of[kind]
+                        if member:
+                            if state is None:
+                                state = entities[key] = [now_ms, now_ms, None, None, *_EMPTY]
+                            state[at] = member
+                            state[time_at] = now_ms
                             counts += one
-                            continue
-                    if held.__class__ is not tuple:
-                        if held is None:
-                            if member:
-                                touched = True
-                                state[at] = member
-                                state[time_at] = now_ms
-                                counts += one
-                            else:
-                                counts += none
-                            continue
-                        if not member or held == member:
-                            # Its only member, read (or kept at its first time by NX).
-                            time = state[time_at]
-                            if time >= narrowest:
-                                counts += one
-                            else:
-                                counts += single[bisect_left(windows, now_ms - time)]
-                            continue
-                        # A second member joins: the relation takes the general form.
-                        time = state[time_at]
-                        held = state[at] = ({held: time}, [time], [held])
-                        state[time_at] = None
-                    members, times, names = held
-                    if member:
-                        touched = True
-                        if names[-1] == member:
-                            # The newest member again: newer still unless NX, and never a
-                            # join, so no trim.
-                            if not nx and now_ms > times[-1]:
-                                members[member] = times[-1] = now_ms
-                        elif (previous := members.get(member)) is None:
-                            # ZADD NX / GT, then the trims by time and by rank.
-                            members[member] = now_ms
-                            newest = times[-1]
-                            if newest < now_ms or (newest == now_ms and names[-1] < member):
-                                times.append(now_ms)  # the usual join: the newest member
-                                names.append(member)
-                            else:
-                                _insert(times, names, now_ms, member)
-                            # ``_trim`` drops nothing from a set whose oldest member is inside
-                            # the horizon and that is within the cap: no call, no bisect.
-                            size = len(times)
-                            if (size > _LAZY and times[0] < horizon) or size > cap:
-                                _trim(members, times, names, horizon, cap)
-                        elif not nx and now_ms > previous:
-                            members[member] = now_ms
-                            _remove(times, names, previous, member)
-                            _insert(times, names, now_ms, member)
-                            # Redis trims only when a member joins (ZADD answers 1).
-                    # Members at or after each window's start; when the oldest is inside the
-                    # narrowest window, all of them are in every window.
-                    size = len(times)
-                    if times[0] >= narrowest and size < tabled:
-                        counts += full[size]
-                    else:
-                        for window in windows:
-                            counts.append(size - bisect_left(times, now_ms - window))
-                if touched:
-                    if now_ms < state[_FIRST]:
-                        state[_FIRST] = now_ms
+                        else:
+                            counts += none
+                    if state is None:
+                        continue
                     if ipqs_blob and entity == "user":
                         state[_BLOB] = ipqs_blob
                         state[_BLOB_AT] = now_ms
-                    state[_LAST_WRITE] = now_ms
-                    entities.move_to_end(key)
-            if entity == "device":
-                first_seen = state[_FIRST]
-            elif entity == "user":
-                blob_at = state[_BLOB_AT]
-                if blob_at is not None and now_ms - self._ipqs_window_ms <= blob_at <= now_ms:
-                    blob = state[_BLOB]
-        return first_seen, blob
+                else:
+                    touched = False
+                    for kind, nx, at, time_at in steps:
+                        member = members_of[kind]
+                        held = state[at]
+                        if held is member or (held.__class__ is str and held == member):
+                            if held is None:
+                                counts += none  # no member held, none written
+                                continue
+                            # The only member again (the usual write to most relations): newer
+                            # still unless NX, so in every window.
+                            touched = True
+                            if not nx:
+                                if now_ms > state[time_at]:
+                                    state[time_at] = now_ms
+                                counts += one
+                                continue
+                        if held.__class__ is not tuple:
+                            if held is None:
+                                if member:
+                                    touched = True
+                                    state[at] = member
+                                    state[time_at] = now_ms
+                                    counts += one
+                                else:
+                                    counts += none
+                                continue
+                            if not member or held == member:
+                                # Its only member, read (or kept at its first time by NX).
+                                time = state[time_at]
+                                if time >= narrowest:
+                                    counts += one
+                                else:
+                                    counts += single[bisect_left(windows, now_ms - time)]
+                                continue
+                            # A second member joins: the relation takes the general form.
+                            time = state[time_at]
+                            held = state[at] = ({held: time}, [time], [held])
+                            state[time_at] = None
+                        members, times, names = held
+                        if member:
+                            touched = True
+                            if names[-1] == member:
+                                # The newest member again: newer still unless NX, and never a
+                                # join, so no trim.
+                                if not nx and now_ms > times[-1]:
+                                    members[member] = times[-1] = now_ms
+                            elif (previous := members.get(member)) is None:
+                                # ZADD NX / GT, then the trims by time and by rank.
+                                members[member] = now_ms
+                                newest = times[-1]
+                                if newest < now_ms or (newest == now_ms and names[-1] < member):
+                                    times.append(now_ms)  # the usual join: the newest member
+                                    names.append(member)
+                                else:
+                                    _insert(times, names, now_ms, member)
+                                # ``_trim`` drops nothing from a set whose oldest member is inside
+                                # the horizon and that is within the cap: no call, no bisect.
+                                size = len(times)
+                                if (size > _LAZY and times[0] < horizon) or size > cap:
+                                    _trim(members, times, names, horizon, cap)
+                            elif not nx and now_ms > previous:
+                                members[member] = now_ms
+                                _remove(times, names, previous, member)
+                                _insert(times, names, now_ms, member)
+                                # Redis trims only when a member joins (ZADD answers 1).
+                        # Members at or after each window's start; when the oldest is inside the
+                        # narrowest window, all of them are in every window.
+                        size = len(times)
+                        if times[0] >= narrowest and size < tabled:
+                            counts += full[size]
+                        else:
+                            # A window holding the oldest member holds them all: only one that
+                            # starts after it is searched (often none but the narrowest).
+                            age = now_ms - times[0]
+                            for window in windows:
+                                counts.append(
+                                    size - bisect_left(times, now_ms - window)
+                                    if window < age
+                                    else size
+                                )
+                    if touched:
+                        if now_ms < state[_FIRST]:
+                            state[_FIRST] = now_ms
+                        if ipqs_blob and entity == "user":
+                            state[_BLOB] = ipqs_blob
+                            state[_BLOB_AT] = now_ms
+                        state[_LAST_WRITE] = now_ms
+                        entities.move_to_end(key)
+                if entity == "device":
+                    first = state[_FIRST]
+                elif entity == "user":
+                    blob_at = state[_BLOB_AT]
+                    if blob_at is not None and now_ms - ipqs_window <= blob_at <= now_ms:
+                        blob = state[_BLOB]
+            first_seen.append(first)
+            joined.append(blob)
 
     def _evict(self, horizon: int) -> None:
         """Entities written before ``horizon``, from the front (the least recently written),
