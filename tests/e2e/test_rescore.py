@@ -33,6 +33,7 @@ from service.rescore import (
     _iso_times,
     read_lines,
 )
+from service.reuse import EntityRefs
 from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore, new_counts
 from service.scoring import Scorer
 from service.settings import Settings
@@ -157,11 +158,13 @@ def test_chunked_rescoring_equals_scoring_event_by_event(settings: Settings) -> 
 
 def test_memo_policy_hashes_as_the_policy_does() -> None:
     """Every kind of identifier, through the policy's own methods: the same hygiene and,
-    from the memo policy's keyed states, the same hashes."""
+    from the memo policy's keyed states, the same hashes; request ids are named, one name
+    per (scope, id) as one hash per (scope, id)."""
     plain = IdentifierPolicy(b"k", ["void"])
     memo = MemoPolicy(b"k", ["void"])
     values: list[str | None] = [f"user-{n % 13}" for n in range(60)]
     values += ["void", " Void ", "-1", "a@b.example", None, "10.0.0.1", " ::1", "nope", "é€😀", ""]
+    requests: dict[str, set[str]] = {}
     for value in values * 2:
         assert memo.user(value) == plain.user(value)
         assert memo.email(value) == plain.email(value)
@@ -169,9 +172,20 @@ def test_memo_policy_hashes_as_the_policy_does() -> None:
         assert memo.ip(value) == plain.ip(value)
         for kind in ("fp", "ipqs"):
             assert memo.device(kind, value) == plain.device(kind, value)
-        if value is not None:
-            assert memo.request("fp", value) == plain.request("fp", value)
+            if value is not None:
+                requests.setdefault(plain.request(kind, value), set()).add(
+                    memo.request(kind, value)
+                )
     assert memo.user("void") is None and memo.ip("nope") is None
+    # A one-to-one renaming: each hash has one name, and no two hashes share one.
+    names = [name for named in requests.values() for name in named]
+    assert len(names) == len(set(names)) == len(requests) > 20
+
+
+def plain_refs(memo: MemoPolicy, plain: Scorer, obs: Observation) -> EntityRefs:
+    """The plain policy's refs, with the event named as the memo policy names it."""
+    event = memo.request(obs.idempotency_scope, obs.request_id)
+    return msgspec.structs.replace(plain.refs(obs), event=event)
 
 
 def with_odd_identifiers() -> list[Observation]:
@@ -208,7 +222,7 @@ def test_memo_policy_refs_are_the_scorers_refs(settings: Settings) -> None:
     plain = plain_scorer(settings)
     memo = MemoPolicy(b"k", ["void"], size=50)  # small: the memos start over
     assert [memo.refs(obs) for obs in observations * 2] == [
-        plain.refs(obs) for obs in observations * 2
+        plain_refs(memo, plain, obs) for obs in observations * 2
     ]
 
 
@@ -216,14 +230,14 @@ def test_memo_policy_members_are_what_the_store_reads_off_the_scorers_refs(
     settings: Settings,
 ) -> None:
     """``MemoPolicy.members`` (which ``record_members`` takes instead of refs) against the
-    plain policy's refs, read as ``MemoryReuseStore.record`` reads them; both calls give the
-    same counts (small windows and cap: members leave them)."""
+    plain policy's refs (events named alike), read as ``MemoryReuseStore.record`` reads
+    them; both calls give the same counts (small windows and cap: members leave them)."""
     plain = plain_scorer(settings)
     memo = MemoPolicy(b"k", ["void"], size=50)
     by_refs = MemoryReuseStore(windows_ms=(60_000, 3_600_000), cap=5, ipqs_window_ms=60_000)
     by_members = MemoryReuseStore(windows_ms=(60_000, 3_600_000), cap=5, ipqs_window_ms=60_000)
     for obs in with_odd_identifiers() * 2:
-        refs = plain.refs(obs)
+        refs = plain_refs(memo, plain, obs)
         space, ids, members = memo.members(obs)
         assert space == refs.device_space
         assert ids == (refs.device, refs.user or refs.email, refs.ip)
