@@ -76,11 +76,12 @@ the device, the user (the user id, else the email) and the IP, and the members t
 one per ``MEMBER_KINDS``."""
 
 # What ``observe`` walks for each entity, per device space: (index of the member kind in
-# ``MEMBER_KINDS``, NX mode, index of the relation's first item in the entity's state), in
-# ``RELATIONS`` order. Slots are per set name, as the Redis keys are named: a user's or an
-# IP's devices have one set per vendor space.
-_Step = tuple[int, bool, int, int]
-_Plan = tuple[tuple[Entity, tuple[_Step, ...]], ...]
+# ``MEMBER_KINDS``, index of the relation's two items in the entity's state), in
+# ``RELATIONS`` order; all of them, then the ZADD GT ones, then the NX ones (which come last
+# in ``RELATIONS``: each mode has its own loop). Slots are per set name, as the Redis keys are
+# named: a user's or an IP's devices have one set per vendor space.
+_Step = tuple[int, int, int]
+_Plan = tuple[tuple[Entity, tuple[_Step, ...], tuple[_Step, ...], tuple[_Step, ...]], ...]
 
 
 def _plans() -> dict[DeviceSpace, _Plan]:
@@ -90,13 +91,17 @@ def _plans() -> dict[DeviceSpace, _Plan]:
         refs = EntityRefs(device_space=space)
         plan = []
         for entity in ENTITIES:
-            steps = []
-            for _, kind, mode in RELATIONS[entity]:
+            steps: list[_Step] = []
+            modes = [mode for _, _, mode in RELATIONS[entity]]
+            if modes != sorted(modes, key="nx".__eq__):
+                raise ValueError(f"{entity}: the store counts ZADD GT relations before NX ones")
+            for _, kind, _ in RELATIONS[entity]:
                 entity_slots = slots[entity]
                 slot = entity_slots.setdefault(refs.set_name(kind), len(entity_slots))
                 at = _BLOB_AT + 1 + 2 * slot
-                steps.append((MEMBER_KINDS.index(kind), mode == "nx", at, at + 1))
-            plan.append((entity, tuple(steps)))
+                steps.append((MEMBER_KINDS.index(kind), at, at + 1))
+            gt = tuple(step for step, mode in zip(steps, modes, strict=True) if mode == "gt")
+            plan.append((entity, tuple(steps), gt, tuple(steps[len(gt) :])))
         plans[space] = tuple(plan)
     return plans
 
@@ -107,7 +112,7 @@ _PLANS = _plans()
 _LAZY = 8
 # A new entity's relations, all empty: two items per slot.
 _EMPTY = (None,) * (
-    max(time_at for plan in _PLANS.values() for _, steps in plan for *_, time_at in steps)
+    max(time_at for plan in _PLANS.values() for _, steps, *_ in plan for *_, time_at in steps)
     - _BLOB_AT
 )
 
@@ -234,7 +239,9 @@ class MemoryReuseStore:
             blob: bytes | None = None
             # No ``strict=``: a keyword sends ``zip`` through its argument parser, a tenth of
             # a microsecond per call; both are in ``ENTITIES`` order, one each.
-            for (entity, steps), entity_id in zip(_PLANS[space], entity_ids):  # noqa: B905
+            for (entity, steps, gt_steps, nx_steps), entity_id in zip(  # noqa: B905
+                _PLANS[space], entity_ids
+            ):
                 if entity_id is None:
                     counts += absent[entity]
                     continue
@@ -243,7 +250,7 @@ class MemoryReuseStore:
                 if state is None:
                     # A new entity: each relation starts with this event's member, in every window
                     # (none is stored when the event names no member, or only reads).
-                    for kind, _, at, time_at in steps:
+                    for kind, at, time_at in steps:
                         member = members_of[kind]
                         if member:
                             if state is None:
@@ -260,21 +267,19 @@ class MemoryReuseStore:
                         state[_BLOB_AT] = now_ms
                 else:
                     touched = False
-                    for kind, nx, at, time_at in steps:
+                    for kind, at, time_at in gt_steps:
                         member = members_of[kind]
                         held = state[at]
                         if held is member or (held.__class__ is str and held == member):
                             if held is None:
                                 counts += none  # no member held, none written
                                 continue
-                            # The only member again (the usual write to most relations): newer
-                            # still unless NX, so in every window.
+                            # The only member again (the usual write): newer still.
                             touched = True
-                            if not nx:
-                                if now_ms > state[time_at]:
-                                    state[time_at] = now_ms
-                                counts += one
-                                continue
+                            if now_ms > state[time_at]:
+                                state[time_at] = now_ms
+                            counts += one
+                            continue
                         if held.__class__ is not tuple:
                             if held is None:
                                 if member:
@@ -285,9 +290,8 @@ class MemoryReuseStore:
                                 else:
                                     counts += none
                                 continue
-                            if not member or held == member:
-                                # Its only member, read (or kept at its first time by NX).
-                                time = state[time_at]
+                            if not member:
+                                time = state[time_at]  # its only member, read
                                 if time >= narrowest:
                                     counts += one
                                 else:
@@ -301,12 +305,12 @@ class MemoryReuseStore:
                         if member:
                             touched = True
                             if names[-1] == member:
-                                # The newest member again: newer still unless NX, and never a
-                                # join, so no trim.
-                                if not nx and now_ms > times[-1]:
+                                # The newest member again: newer still, and never a join, so
+                                # no trim.
+                                if now_ms > times[-1]:
                                     members[member] = times[-1] = now_ms
                             elif (previous := members.get(member)) is None:
-                                # ZADD NX / GT, then the trims by time and by rank.
+                                # ZADD GT of a new member, then the trims by time and by rank.
                                 members[member] = now_ms
                                 newest = times[-1]
                                 if newest < now_ms or (newest == now_ms and names[-1] < member):
@@ -314,24 +318,76 @@ class MemoryReuseStore:
                                     names.append(member)
                                 else:
                                     _insert(times, names, now_ms, member)
-                                # ``_trim`` drops nothing from a set whose oldest member is inside
-                                # the horizon and that is within the cap: no call, no bisect.
+                                # ``_trim`` drops nothing from a set whose oldest member is
+                                # inside the horizon and that is within the cap.
                                 size = len(times)
                                 if (size > _LAZY and times[0] < horizon) or size > cap:
                                     _trim(members, times, names, horizon, cap)
-                            elif not nx and now_ms > previous:
+                            elif now_ms > previous:
                                 members[member] = now_ms
                                 _remove(times, names, previous, member)
                                 _insert(times, names, now_ms, member)
                                 # Redis trims only when a member joins (ZADD answers 1).
-                        # Members at or after each window's start; when the oldest is inside the
-                        # narrowest window, all of them are in every window.
+                        # Members at or after each window's start; when the oldest is inside
+                        # the narrowest window, all of them are in every window.
                         size = len(times)
                         if times[0] >= narrowest and size < tabled:
                             counts += full[size]
                         else:
                             # A window holding the oldest member holds them all: only one that
                             # starts after it is searched (often none but the narrowest).
+                            age = now_ms - times[0]
+                            for window in windows:
+                                counts.append(
+                                    size - bisect_left(times, now_ms - window)
+                                    if window < age
+                                    else size
+                                )
+                    for kind, at, time_at in nx_steps:
+                        # ZADD NX (the events sets: a request id each): a member keeps the
+                        # time it joined at.
+                        member = members_of[kind]
+                        held = state[at]
+                        if held.__class__ is not tuple:
+                            if held is None:
+                                if member:
+                                    touched = True
+                                    state[at] = member
+                                    state[time_at] = now_ms
+                                    counts += one
+                                else:
+                                    counts += none
+                                continue
+                            if not member or held == member:
+                                if member:
+                                    touched = True
+                                time = state[time_at]  # its only member, read or written again
+                                if time >= narrowest:
+                                    counts += one
+                                else:
+                                    counts += single[bisect_left(windows, now_ms - time)]
+                                continue
+                            time = state[time_at]
+                            held = state[at] = ({held: time}, [time], [held])
+                            state[time_at] = None
+                        members, times, names = held
+                        if member:
+                            touched = True
+                            if member not in members:
+                                members[member] = now_ms
+                                newest = times[-1]
+                                if newest < now_ms or (newest == now_ms and names[-1] < member):
+                                    times.append(now_ms)
+                                    names.append(member)
+                                else:
+                                    _insert(times, names, now_ms, member)
+                                size = len(times)
+                                if (size > _LAZY and times[0] < horizon) or size > cap:
+                                    _trim(members, times, names, horizon, cap)
+                        size = len(times)
+                        if times[0] >= narrowest and size < tabled:
+                            counts += full[size]
+                        else:
                             age = now_ms - times[0]
                             for window in windows:
                                 counts.append(
