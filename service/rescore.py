@@ -153,20 +153,21 @@ def _fewer_collections(young: int = 250_000) -> Iterator[None]:
 
 
 class MemoPolicy(IdentifierPolicy):
-    """``IdentifierPolicy`` for rescoring, where every identifier of every event is hashed:
-    ``refs`` remembers the hashed identifiers per kind (a device, user or IP comes back
-    event after event, and hygiene plus a keyed hash cost more than a lookup). A memo maps
-    the raw value to its hash, or to None for a value that does not count. Each memo keeps
-    at most ``size`` values (it starts over when full), so memory stays flat.
+    """``IdentifierPolicy`` for rescoring, with every identifier named rather than hashed:
+    ``refs`` remembers each identifier's name per kind (a device, user or IP comes back
+    event after event, and hygiene costs more than a lookup). A memo maps the raw value to
+    its name, or to None for a value that does not count. Each memo keeps at most ``size``
+    values (it starts over when full), so memory stays flat. Request ids are not
+    remembered: each comes once.
 
-    Request ids are named, not hashed (``request``): each comes once, so no memo saves its
-    hash, and hashing one cost 0.6 us, a thirtieth of a rescored event. Its member in the
-    events sets need only equal its redeliveries' and differ from every other request's,
-    which the id under its scope gives, as the hash's input does (kind, NUL, value); the
-    keyed hash is there to keep identifiers out of Redis, and these never leave the
-    process. Members of one time rank by member, so which of two such request ids a set at
-    its cap trims first is not the hash's choice: it differs between any two keys already
-    (rescoring has its own), and a count can tell only if the one trimmed comes again."""
+    A name is what the keyed hash takes in, kind, NUL, value (the value after hygiene, as
+    the hash has it), so two identifiers share a name exactly when they would share a hash:
+    the store counts the same members under other names. The keyed hash is there to keep
+    identifiers out of Redis; these never leave the process, and hashing one cost 0.6 us
+    (some 20,000 of them per 12,000 events: a tenth of a run). Members of one time rank by
+    member, so which of two such members a set at its cap trims first is not the hash's
+    choice: it already differs between any two keys (rescoring had its own), and a count
+    can tell only if the member trimmed is written again."""
 
     # The memos below do the base class's remembering, per kind and without its tuple keys.
     _hashed = IdentifierPolicy._hash_now
@@ -180,15 +181,16 @@ class MemoPolicy(IdentifierPolicy):
         self._ips: dict[str | None, str | None] = {}
         self._countries: dict[str | None, str | None] = {}
         self._devices: dict[DeviceSpace, dict[str | None, str | None]] = {"fp": {}, "ipqs": {}}
+        # ``request``'s names, their prefix built once rather than per event.
         self._request_names: dict[str, str] = {s: f"request:{s}\x00" for s in DEVICE_SPACES}
 
-    def request(self, scope: str, request_id: str) -> str:
-        """The request id under its scope (see the class docstring)."""
-        return self._request_names[scope] + request_id
+    def digest(self, kind: str, value: str) -> str:
+        """``value``'s name as an identifier of ``kind`` (see the class docstring)."""
+        return f"{kind}\x00{value}"
 
     def refs(self, obs: Observation) -> EntityRefs:
-        """``Scorer.refs(obs)``, each identifier's hash looked up in its kind's memo first (a
-        test holds the two equal)."""
+        """``Scorer.refs(obs)`` with each identifier named, looked up in its kind's memo
+        first (a test holds the two to one naming)."""
         space, _, (user, email, ip, country, linked, event, device) = self.members(obs)
         return EntityRefs(
             device=device,
@@ -231,7 +233,7 @@ class MemoPolicy(IdentifierPolicy):
                 ip,
                 country,
                 linked,
-                self._request_names[space] + obs.request_id,  # ``request``
+                self._request_names[space] + obs.request_id,  # ``request``'s name
                 device,
             ),
         )

@@ -10,6 +10,7 @@ import json
 import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,7 +34,6 @@ from service.rescore import (
     _iso_times,
     read_lines,
 )
-from service.reuse import EntityRefs
 from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore, new_counts
 from service.scoring import Scorer
 from service.settings import Settings
@@ -156,36 +156,54 @@ def test_chunked_rescoring_equals_scoring_event_by_event(settings: Settings) -> 
         assert row["time"] == iso8601(obs.time)
 
 
-def test_memo_policy_hashes_as_the_policy_does() -> None:
-    """Every kind of identifier, through the policy's own methods: the same hygiene and,
-    from the memo policy's keyed states, the same hashes; request ids are named, one name
-    per (scope, id) as one hash per (scope, id)."""
+class Naming:
+    """Pairs of (hash, name) seen for one kind of identifier: a renaming holds when None
+    pairs with None only, and each hash with one name that no other hash has."""
+
+    def __init__(self) -> None:
+        self.names: dict[str | None, set[str | None]] = {}
+
+    def add(self, hashed: str | None, named: str | None) -> None:
+        assert (hashed is None) == (named is None), (hashed, named)
+        self.names.setdefault(hashed, set()).add(named)
+
+    def check(self) -> int:
+        names = [name for named in self.names.values() for name in named]
+        assert len(names) == len(set(names)) == len(self.names)
+        return len(self.names)
+
+
+def test_memo_policy_names_as_the_policy_hashes() -> None:
+    """Every kind of identifier, through the policy's own methods: the same hygiene, and
+    one name wherever the plain policy has one hash."""
     plain = IdentifierPolicy(b"k", ["void"])
     memo = MemoPolicy(b"k", ["void"])
     values: list[str | None] = [f"user-{n % 13}" for n in range(60)]
-    values += ["void", " Void ", "-1", "a@b.example", None, "10.0.0.1", " ::1", "nope", "é€😀", ""]
-    requests: dict[str, set[str]] = {}
+    values += ["void", " Void ", "-1", "a@b.example", "A@B.example ", "c@d.example", None]
+    values += ["10.0.0.1", " ::1", "0:0::1", "nope", "é€😀", ""]
+    naming: dict[str, Naming] = {}
     for value in values * 2:
-        assert memo.user(value) == plain.user(value)
-        assert memo.email(value) == plain.email(value)
-        assert memo.linked(value) == plain.linked(value)
-        assert memo.ip(value) == plain.ip(value)
-        for kind in ("fp", "ipqs"):
-            assert memo.device(kind, value) == plain.device(kind, value)
+        for kind in ("user", "email", "linked", "ip"):
+            method = attrgetter(kind)
+            naming.setdefault(kind, Naming()).add(method(plain)(value), method(memo)(value))
+        for space in ("fp", "ipqs"):
+            naming.setdefault("device", Naming()).add(
+                plain.device(space, value), memo.device(space, value)
+            )
             if value is not None:
-                requests.setdefault(plain.request(kind, value), set()).add(
-                    memo.request(kind, value)
+                naming.setdefault("request", Naming()).add(
+                    plain.request(space, value), memo.request(space, value)
                 )
+    # None and at least two hashes each, from values that differ only by hygiene too.
+    assert all(named.check() >= 3 for named in naming.values())
+    # No name of one kind is a name of another (a user id and an email are both users).
+    kinds = [
+        {name for named in n.names.values() for name in named} - {None} for n in naming.values()
+    ]
+    assert sum(map(len, kinds)) == len(set().union(*kinds))
     assert memo.user("void") is None and memo.ip("nope") is None
-    # A one-to-one renaming: each hash has one name, and no two hashes share one.
-    names = [name for named in requests.values() for name in named]
-    assert len(names) == len(set(names)) == len(requests) > 20
-
-
-def plain_refs(memo: MemoPolicy, plain: Scorer, obs: Observation) -> EntityRefs:
-    """The plain policy's refs, with the event named as the memo policy names it."""
-    event = memo.request(obs.idempotency_scope, obs.request_id)
-    return msgspec.structs.replace(plain.refs(obs), event=event)
+    assert memo.email(" A@B.example") == memo.email("a@b.example")
+    assert memo.ip("::1") == memo.ip("0:0::1")
 
 
 def with_odd_identifiers() -> list[Observation]:
@@ -217,27 +235,30 @@ def plain_scorer(settings: Settings) -> Scorer:
     )
 
 
-def test_memo_policy_refs_are_the_scorers_refs(settings: Settings) -> None:
+def test_memo_policy_refs_are_the_scorers_refs_renamed(settings: Settings) -> None:
     observations = with_odd_identifiers()
     plain = plain_scorer(settings)
     memo = MemoPolicy(b"k", ["void"], size=50)  # small: the memos start over
-    assert [memo.refs(obs) for obs in observations * 2] == [
-        plain_refs(memo, plain, obs) for obs in observations * 2
-    ]
+    naming: dict[str, Naming] = {}
+    for obs in observations * 2:
+        hashed, named = plain.refs(obs), memo.refs(obs)
+        assert named.device_space == hashed.device_space
+        assert named.country == hashed.country  # not hashed
+        assert named.event == memo.request(obs.idempotency_scope, obs.request_id)
+        for kind in ("device", "user", "email", "ip", "linked", "event"):
+            naming.setdefault(kind, Naming()).add(getattr(hashed, kind), getattr(named, kind))
+    assert all(named.check() > 3 for named in naming.values())
 
 
-def test_memo_policy_members_are_what_the_store_reads_off_the_scorers_refs(
-    settings: Settings,
-) -> None:
-    """``MemoPolicy.members`` (which ``record_members`` takes instead of refs) against the
-    plain policy's refs (events named alike), read as ``MemoryReuseStore.record`` reads
-    them; both calls give the same counts (small windows and cap: members leave them)."""
-    plain = plain_scorer(settings)
+def test_memo_policy_members_are_what_the_store_reads_off_its_refs() -> None:
+    """``MemoPolicy.members`` (which ``record_members`` takes instead of refs) against its
+    refs, read as ``MemoryReuseStore.record`` reads them; both calls give the same counts
+    (small windows and cap: members leave them)."""
     memo = MemoPolicy(b"k", ["void"], size=50)
     by_refs = MemoryReuseStore(windows_ms=(60_000, 3_600_000), cap=5, ipqs_window_ms=60_000)
     by_members = MemoryReuseStore(windows_ms=(60_000, 3_600_000), cap=5, ipqs_window_ms=60_000)
     for obs in with_odd_identifiers() * 2:
-        refs = plain_refs(memo, plain, obs)
+        refs = memo.refs(obs)
         space, ids, members = memo.members(obs)
         assert space == refs.device_space
         assert ids == (refs.device, refs.user or refs.email, refs.ip)
