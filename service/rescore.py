@@ -32,12 +32,14 @@ import heapq
 import os
 import sys
 import time
-from collections import Counter, deque
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
-from itertools import islice
+from itertools import compress, islice, repeat
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -51,8 +53,8 @@ from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
 from service.model import Reason, Risk, RiskModel, Thresholds
 from service.observation import IpqsSignals, Observation
-from service.reuse import DeviceSpace, EntityRefs
-from service.reuse_memory import MemoryReuseStore, StoreInput
+from service.reuse import DEVICE_SPACES, DeviceSpace, EntityRefs
+from service.reuse_memory import MemoryReuseStore, StoreInput, new_counts
 from service.scoring import Scorer, ipqs_blob
 from service.settings import Settings
 from service.specs import iso8601, rescore_identify
@@ -151,12 +153,21 @@ def _fewer_collections(young: int = 250_000) -> Iterator[None]:
 
 
 class MemoPolicy(IdentifierPolicy):
-    """``IdentifierPolicy`` for rescoring, where every identifier of every event is hashed:
-    ``refs`` remembers the hashed identifiers per kind (a device, user or IP comes back
-    event after event, and hygiene plus a keyed hash cost more than a lookup). A memo maps
-    the raw value to its hash, or to "" for a value that does not count. Each memo keeps at
-    most ``size`` values (it starts over when full), so memory stays flat. Request ids are
-    not remembered: each comes once."""
+    """``IdentifierPolicy`` for rescoring, with every identifier named rather than hashed:
+    ``refs`` remembers each identifier's name per kind (a device, user or IP comes back
+    event after event, and hygiene costs more than a lookup). A memo maps the raw value to
+    its name, or to None for a value that does not count. Each memo keeps at most ``size``
+    values (it starts over when full), so memory stays flat. Request ids are not
+    remembered: each comes once.
+
+    A name is what the keyed hash takes in, kind, NUL, value (the value after hygiene, as
+    the hash has it), so two identifiers share a name exactly when they would share a hash:
+    the store counts the same members under other names. The keyed hash is there to keep
+    identifiers out of Redis; these never leave the process, and hashing one cost 0.6 us
+    (some 20,000 of them per 12,000 events: a tenth of a run). Members of one time rank by
+    member, so which of two such members a set at its cap trims first is not the hash's
+    choice: it already differs between any two keys (rescoring had its own), and a count
+    can tell only if the member trimmed is written again."""
 
     # The memos below do the base class's remembering, per kind and without its tuple keys.
     _hashed = IdentifierPolicy._hash_now
@@ -164,15 +175,22 @@ class MemoPolicy(IdentifierPolicy):
     def __init__(self, key: bytes, extra_blocked: Iterable[str] = (), size: int = 1 << 14):
         super().__init__(key, extra_blocked)
         self._size = size
-        self._users: dict[str | None, str] = {}
-        self._emails: dict[str | None, str] = {}
-        self._linked: dict[str | None, str] = {}
-        self._ips: dict[str | None, str] = {}
-        self._devices: dict[DeviceSpace, dict[str | None, str]] = {"fp": {}, "ipqs": {}}
+        self._users: dict[str | None, str | None] = {}
+        self._emails: dict[str | None, str | None] = {}
+        self._linked: dict[str | None, str | None] = {}
+        self._ips: dict[str | None, str | None] = {}
+        self._countries: dict[str | None, str | None] = {}
+        self._devices: dict[DeviceSpace, dict[str | None, str | None]] = {"fp": {}, "ipqs": {}}
+        # ``request``'s names, their prefix built once rather than per event.
+        self._request_names: dict[str, str] = {s: f"request:{s}\x00" for s in DEVICE_SPACES}
+
+    def digest(self, kind: str, value: str) -> str:
+        """``value``'s name as an identifier of ``kind`` (see the class docstring)."""
+        return f"{kind}\x00{value}"
 
     def refs(self, obs: Observation) -> EntityRefs:
-        """``Scorer.refs(obs)``, each identifier's hash looked up in its kind's memo first (a
-        test holds the two equal)."""
+        """``Scorer.refs(obs)`` with each identifier named, looked up in its kind's memo
+        first (a test holds the two to one naming)."""
         space, _, (user, email, ip, country, linked, event, device) = self.members(obs)
         return EntityRefs(
             device=device,
@@ -191,44 +209,52 @@ class MemoPolicy(IdentifierPolicy):
         ``MEMBER_KINDS`` order (a test holds the two to the refs)."""
         space: DeviceSpace = "ipqs" if obs.source == "ipqs" else "fp"
         devices = self._devices[space]
-        device = devices.get(value := obs.visitor_id)
-        if device is None:
+        if (device := devices.get(value := obs.visitor_id, _UNSEEN)) is _UNSEEN:
             device = self._keep(devices, value, self.device(space, value))
-        user = self._users.get(value := obs.user_id)
-        if user is None:
+        if (user := self._users.get(value := obs.user_id, _UNSEEN)) is _UNSEEN:
             user = self._keep(self._users, value, self.user(value))
-        email = self._emails.get(value := obs.email)
-        if email is None:
+        if (email := self._emails.get(value := obs.email, _UNSEEN)) is _UNSEEN:
             email = self._keep(self._emails, value, self.email(value))
-        ip = self._ips.get(value := obs.ip)
-        if ip is None:
+        if (ip := self._ips.get(value := obs.ip, _UNSEEN)) is _UNSEEN:
             ip = self._keep(self._ips, value, self.ip(value))
-        linked = self._linked.get(value := obs.linked_id)
-        if linked is None:
+        if (linked := self._linked.get(value := obs.linked_id, _UNSEEN)) is _UNSEEN:
             linked = self._keep(self._linked, value, self.linked(value))
-        country = obs.country
+        if (country := self._countries.get(value := obs.country, _UNSEEN)) is _UNSEEN:
+            # One string per country, as the hashes are one each: the store then finds the
+            # member it holds by identity, before comparing.
+            upper = value.upper() if value and len(value) == 2 else None
+            country = self._keep(self._countries, value, upper)
         return (
             space,
-            (device or None, user or email or None, ip or None),
+            (device, user or email, ip),
             (
-                user or None,
-                email or None,
-                ip or None,
-                country.upper() if country and len(country) == 2 else None,
-                linked or None,
-                self.request(space, obs.request_id),
-                device or None,
+                user,
+                email,
+                ip,
+                country,
+                linked,
+                self._request_names[space] + obs.request_id,  # ``request``'s name
+                device,
             ),
         )
 
-    def _keep(self, memo: dict[str | None, str], value: str | None, hashed: str | None) -> str:
+    def _keep(
+        self, memo: dict[str | None, str | None], value: str | None, hashed: str | None
+    ) -> str | None:
         if len(memo) >= self._size:
             memo.clear()
-        kept = memo[value] = hashed or ""
-        return kept
+        memo[value] = hashed
+        return hashed
 
+
+# Never a hash (those are 16 characters), nor None (a value that does not count): a memo miss.
+_UNSEEN = ""
 
 _ipqs_decoder = msgspec.msgpack.Decoder(IpqsSignals)
+# What an output line takes from its observation, in ``ScoredLine`` order.
+_line_fields = attrgetter("request_id", "source", "visitor_id", "user_id")
+_time_of_observation = attrgetter("time")
+_ipqs_of = attrgetter("ipqs")
 
 
 class _Chunk:
@@ -351,19 +377,19 @@ class Rescorer:
         # all walked by the first young-generation pass, some 5% of a run, only to be
         # freed right after.
         store = self._new_store()
-        stamped: list[_Stamped[Observation]] = []
-        for item in self._ordered(lines, rejects, summary):
-            stamped.append(item)
-            if len(stamped) >= CHUNK:
-                summary.events += len(stamped)
-                out.write(
-                    encoder.encode_lines(self._scored(_Chunk(stamped), store, tally, emitted))
-                )
-                stamped.clear()
+        pending: list[_Stamped[Observation]] = []
+        for block in self._ordered(lines, rejects, summary):
+            pending += block
+            del block  # held by ``pending`` alone, an item is freed once its chunk is scored
+            while len(pending) >= CHUNK:
+                scored = self._scored(_Chunk(pending[:CHUNK]), store, tally, emitted)
+                del pending[:CHUNK]
+                summary.events += len(scored)
+                out.write(encoder.encode_lines(scored))
                 if progress is not None:
                     progress.update(summary.events, self._bytes_read)
-        summary.events += len(stamped)
-        out.write(encoder.encode_lines(self._scored(_Chunk(stamped), store, tally, emitted)))
+        summary.events += len(pending)
+        out.write(encoder.encode_lines(self._scored(_Chunk(pending), store, tally, emitted)))
         if progress is not None:
             progress.update(summary.events, self._bytes_read, force=True)
         summary.seconds = round(time.perf_counter() - started, 3)
@@ -377,7 +403,9 @@ class Rescorer:
     def _scored(
         self, chunk: _Chunk, store: MemoryReuseStore, tally: _Tally, emitted: list[bytes] | None
     ) -> list[ScoredLine]:
-        """The output lines of a chunk, counted in ``tally`` (identifies in ``emitted``)."""
+        """The output lines of a chunk, counted in ``tally`` (identifies in ``emitted``).
+        Built column by column and zipped in C: a line is a struct of values the chunk's
+        steps already hold."""
         observations = chunk.observations
         if not observations:
             return []
@@ -386,32 +414,32 @@ class Rescorer:
         previous = None
         if self._compare is not None:
             previous = self._verdicts(observations, xs, *self._compare)
-        version = self._model.version
-        times = _iso_times(observations, chunk.now)
-        scored = []
-        for row, obs in enumerate(observations):
-            level, action = verdicts.classes[row]
-            before = previous.classes[row][1] if previous is not None else None
-            scored.append(
-                ScoredLine(
-                    obs.request_id,
-                    obs.source,
-                    times[row],
-                    obs.visitor_id,
-                    obs.user_id,
-                    verdicts.scores[row],
-                    level,
-                    action,
-                    self._reason_codes(verdicts, row),
-                    version,
-                    before,
-                )
+        levels, actions = zip(*verdicts.classes, strict=True)
+        request_ids, sources, visitor_ids, user_ids = zip(
+            *map(_line_fields, observations), strict=True
+        )
+        scored = list(
+            map(
+                ScoredLine,
+                request_ids,
+                sources,
+                _iso_times(observations, chunk.now),
+                visitor_ids,
+                user_ids,
+                verdicts.scores,
+                levels,
+                actions,
+                self._reason_codes(verdicts),
+                repeat(self._model.version),
+                repeat(None) if previous is None else [action for _, action in previous.classes],
             )
-            if emitted is not None:
+        )
+        if emitted is not None:
+            for row, obs in enumerate(observations):
                 message = self.identify(obs, verdicts.risk(row, self._codes))
                 if message is not None:
                     emitted.append(message)
-        tally.add(verdicts, previous)
+        tally.add(levels, actions, previous)
         return scored
 
     def _features(self, chunk: _Chunk, store: MemoryReuseStore) -> np.ndarray[Any, Any]:
@@ -420,32 +448,37 @@ class Rescorer:
         matrix), which keeps its code and data in the processor's caches."""
         observations = chunk.observations
         inputs = list(map(self._policy.members, observations))
-        record = store.record_members
-        decode_ipqs = _ipqs_decoder.decode
-        counts: list[int] = []
+        # ``ipqs_blob`` is None for any other source: the call is skipped for those.
+        blobs = [ipqs_blob(obs) if obs.source == "ipqs" else None for obs in observations]
+        counts = new_counts()
         first_seen: list[int | None] = []
-        joined: list[IpqsSignals | None] = []
-        for obs, (space, ids, members), moment in zip(
-            observations, inputs, chunk.moments, strict=True
-        ):
-            first, blob = record(space, ids, members, moment, counts, ipqs_blob(obs))
-            first_seen.append(first)
-            joined.append(obs.ipqs if obs.ipqs is not None or blob is None else decode_ipqs(blob))
-        reuse = np.array(counts, dtype=np.int64).reshape(len(observations), -1)
+        joined_blobs: list[bytes | None] = []
+        store.record_many(inputs, chunk.moments, blobs, counts, first_seen, joined_blobs)
+        # An IPQS result of the event's own stands; otherwise the one joined on its user.
+        joined = list(map(_ipqs_of, observations))
+        decode_ipqs = _ipqs_decoder.decode
+        for row, blob in compress(enumerate(joined_blobs), joined_blobs):
+            if joined[row] is None and blob is not None:
+                joined[row] = decode_ipqs(blob)
+        reuse = np.frombuffer(counts, dtype=np.int64).reshape(len(observations), -1)
         return self.spec.matrix(FeatureRows(observations, joined, reuse, first_seen, chunk.now))
 
-    def _reason_codes(self, verdicts: _Verdicts, row: int) -> list[str]:
-        """A row's reason codes: the list of each ranking is built once and shared by the
+    def _reason_codes(self, verdicts: _Verdicts) -> list[list[str]]:
+        """Each row's reason codes: the list of each ranking is built once and shared by the
         lines that have it (which are only encoded)."""
-        listed = verdicts.listed.get(row) if verdicts.listed else None
-        if listed is not None:
-            return [reason.code for reason in listed.reasons]
-        ranked = verdicts.reasons[row]
-        codes = self._code_lists.get(ranked)
-        if codes is None:
-            if len(self._code_lists) >= 1 << 12:
-                self._code_lists.clear()
-            codes = self._code_lists[ranked] = [self._codes[i] for i in ranked]
+        known = list(map(self._code_lists.get, verdicts.reasons))
+        codes = [
+            kept if kept is not None else self._new_codes(ranked)
+            for kept, ranked in zip(known, verdicts.reasons, strict=True)
+        ]
+        for row, listed in verdicts.listed.items():
+            codes[row] = [reason.code for reason in listed.reasons]
+        return codes
+
+    def _new_codes(self, ranked: tuple[int, ...]) -> list[str]:
+        if len(self._code_lists) >= 1 << 12:
+            self._code_lists.clear()
+        codes = self._code_lists[ranked] = [self._codes[i] for i in ranked]
         return codes
 
     def _verdicts(
@@ -466,39 +499,65 @@ class Rescorer:
 
     def _ordered(
         self, lines: Iterator[bytes], rejects: IO[bytes], summary: Summary
-    ) -> Iterator[_Stamped[Observation]]:
+    ) -> Iterator[list[_Stamped[Observation]]]:
         """Observations with their time in milliseconds and in seconds, in time order as far
-        as a bounded buffer can restore it."""
+        as a bounded buffer can restore it, a block at a time."""
         return _in_time_order(self._decoded(lines, rejects, summary), self._reorder_window, summary)
 
     def _decoded(
         self, lines: Iterator[bytes], rejects: IO[bytes], summary: Summary
-    ) -> Iterator[_Stamped[Observation]]:
+    ) -> Iterator[list[_Stamped[Observation]]]:
         """Decoded observations with their times, a block of lines at a time: decoding a few
         hundred events in a row, then scoring as many, keeps each phase's code and data in
-        the processor's caches (event by event, both ran a fifth slower)."""
+        the processor's caches (event by event, both ran a fifth slower). A block is decoded
+        and stamped from C (``map``); one with a line to reject is taken again line by line,
+        so that rejects are written in line order."""
         epoch = datetime.fromtimestamp(0, UTC)
+        first = 1  # the line number of the block's first line
+        while block := list(islice(lines, CHUNK)):
+            self._bytes_read += sum(map(len, block))
+            try:
+                observations = list(map(decode_event_unprobed, block, repeat(epoch)))
+            except RiskwireError:
+                observations = []
+            seconds = list(map(datetime.timestamp, map(_time_of_observation, observations)))
+            # An IPQS result without a time was given the epoch's (rejected below).
+            if len(observations) == len(block) and epoch.timestamp() not in seconds:
+                # ``int(seconds * 1000)`` of each: the same product, truncated the same way.
+                moments = (np.array(seconds) * 1000).astype(np.int64).tolist()
+                numbers = range(first, first + len(block))
+                yield list(zip(moments, numbers, seconds, observations, strict=True))
+            else:
+                yield self._decoded_by_line(block, first, epoch, rejects, summary)
+            first += len(block)
+
+    def _decoded_by_line(
+        self,
+        block: list[bytes],
+        first: int,
+        epoch: datetime,
+        rejects: IO[bytes],
+        summary: Summary,
+    ) -> list[_Stamped[Observation]]:
+        """A block's decoded observations with their times, and its rejects written."""
         encoder = msgspec.json.Encoder()
-        numbered = enumerate(lines, start=1)
-        while block := list(islice(numbered, CHUNK)):
-            decoded = []
-            for number, line in block:
-                self._bytes_read += len(line)
-                try:
-                    obs = decode_event_unprobed(line, received_at=epoch)
-                except RiskwireError as exc:
-                    summary.rejected += 1
-                    reject = Reject(number, exc.message, exc.field)
-                    rejects.write(encoder.encode(reject) + b"\n")
-                    continue
-                if obs.source == "ipqs" and obs.time == epoch:
-                    summary.rejected += 1
-                    reject = Reject(number, "IPQS result without `time`: cannot place it", "$.time")
-                    rejects.write(encoder.encode(reject) + b"\n")
-                    continue
-                seconds = obs.time.timestamp()
-                decoded.append((int(seconds * 1000), number, seconds, obs))
-            yield from decoded
+        decoded = []
+        for number, line in enumerate(block, start=first):
+            try:
+                obs = decode_event_unprobed(line, received_at=epoch)
+            except RiskwireError as exc:
+                summary.rejected += 1
+                reject = Reject(number, exc.message, exc.field)
+                rejects.write(encoder.encode(reject) + b"\n")
+                continue
+            if obs.source == "ipqs" and obs.time == epoch:
+                summary.rejected += 1
+                reject = Reject(number, "IPQS result without `time`: cannot place it", "$.time")
+                rejects.write(encoder.encode(reject) + b"\n")
+                continue
+            seconds = obs.time.timestamp()
+            decoded.append((int(seconds * 1000), number, seconds, obs))
+        return decoded
 
     def identify(self, obs: Observation, risk: Risk) -> bytes | None:
         return rescore_identify(obs, risk, self._prefix, self._started_at)
@@ -516,8 +575,9 @@ def _iso_times(observations: Sequence[Observation], seconds: Sequence[float]) ->
     exactly, and by ``iso8601`` elsewhere."""
     at = np.asarray(seconds, dtype=np.float64)
     milliseconds = np.rint(at * 1e6).astype(np.int64) // 1000  # as isoformat: truncated
-    times: list[str] = np.datetime_as_string(milliseconds.astype("datetime64[ms]")).tolist()
-    times = [text + "Z" for text in times]
+    times: list[str] = np.datetime_as_string(
+        milliseconds.astype("datetime64[ms]"), timezone="UTC"
+    ).tolist()
     for row in np.flatnonzero(np.abs(at) >= _EXACT_SECONDS).tolist():
         times[row] = iso8601(observations[row].time)
     return times
@@ -529,35 +589,88 @@ _Stamped = tuple[int, int, float, T]
 
 
 def _in_time_order(
-    stamped: Iterable[_Stamped[T]], window: int, summary: Summary
-) -> Iterator[_Stamped[T]]:
-    """``stamped`` in time order as far as a buffer of ``window`` items restores it: once
-    the buffer is full, the earliest item leaves as each new one comes (items that still
-    leave after a later one are counted late). The buffer is a queue of items in order,
-    which is all of them when the input is in order, and a heap of the ones that came
-    early; the earliest item heads one of the two."""
-    run: deque[_Stamped[T]] = deque()
+    blocks: Iterable[list[_Stamped[T]]], window: int, summary: Summary
+) -> Iterator[list[_Stamped[T]]]:
+    """The items of ``blocks`` in time order as far as a buffer of ``window`` items restores
+    it: once the buffer is full, the earliest item leaves as each new one comes (items that
+    still leave after a later one are counted late). The buffer is a queue of items in
+    order, which is all of them when the input is in order, and a heap of the ones that
+    came early; the earliest item heads one of the two. What leaves is yielded a list per
+    block taken in, and what is left at the end in lists of ``CHUNK``.
+
+    A block in order that goes after the queue, with no item early, is the usual case: it
+    joins the queue, and as many items leave its head, in two slices rather than item by
+    item (the same items, in the same order)."""
+    run: list[_Stamped[T]] = []  # the queue: ``run[head:]``
+    head = 0
     early: list[_Stamped[T]] = []
     newest_out = -(2**62)
-    for item in stamped:
-        if not run or item[0] >= run[-1][0]:
-            run.append(item)  # after every item of the queue: its line number is larger
+    late = 0
+    for block in blocks:
+        if (
+            not early
+            and block
+            and (head == len(run) or block[0][0] >= run[-1][0])
+            and block == sorted(block, key=_time_of)
+        ):
+            run += block
+            leaving = run[head : max(head, len(run) - window)]
+            head += len(leaving)
+            if leaving:
+                # In order: the late ones lead, up to the first at or after the newest so far.
+                late += bisect_left(leaving, newest_out, key=_time_of)
+                newest_out = max(newest_out, leaving[-1][0])
         else:
-            heapq.heappush(early, item)
-        if len(run) + len(early) > window:
-            first = heapq.heappop(early) if early and early[0] < run[0] else run.popleft()
-            if first[0] < newest_out:
-                summary.late += 1
-            else:
-                newest_out = first[0]
-            yield first
-    while run or early:
-        first = heapq.heappop(early) if early and (not run or early[0] < run[0]) else run.popleft()
+            leaving = []
+            for item in block:
+                if head == len(run) or item[0] >= run[-1][0]:
+                    run.append(item)  # after every item of the queue: its line number is larger
+                else:
+                    heapq.heappush(early, item)
+                if len(run) - head + len(early) > window:
+                    if early and early[0] < run[head]:
+                        first = heapq.heappop(early)
+                    else:
+                        first = run[head]
+                        head += 1
+                    if first[0] < newest_out:
+                        late += 1
+                    else:
+                        newest_out = first[0]
+                    leaving.append(first)
+        # What left the queue goes now, not when the list next grows past it.
+        del run[:head]
+        head = 0
+        yield leaving
+    # The end of the input: the earliest of the two leaves while any came early, then the
+    # rest of the queue in order, all at once.
+    leaving = []
+    while early:
+        if head == len(run) or early[0] < run[head]:
+            first = heapq.heappop(early)
+        else:
+            first = run[head]
+            head += 1
         if first[0] < newest_out:
-            summary.late += 1
+            late += 1
         else:
             newest_out = first[0]
-        yield first
+        leaving.append(first)
+    rest = run[head:]
+    run.clear()
+    if rest:
+        late += bisect_left(rest, newest_out, key=_time_of)
+    summary.late += late
+    leaving += rest
+    del rest
+    # A chunk at a time, each let go of here: it can be freed once scored.
+    while leaving:
+        piece = leaving[:CHUNK]
+        del leaving[:CHUNK]
+        yield piece
+
+
+_time_of = itemgetter(0)
 
 
 class _Tally:
@@ -568,13 +681,15 @@ class _Tally:
         self.actions: Counter[str] = Counter()
         self.changed: Counter[str] = Counter()
 
-    def add(self, verdicts: _Verdicts, previous: _Verdicts | None) -> None:
-        self.levels.update(level for level, _ in verdicts.classes)
-        self.actions.update(action for _, action in verdicts.classes)
+    def add(
+        self, levels: Iterable[str], actions: Sequence[str], previous: _Verdicts | None
+    ) -> None:
+        self.levels.update(levels)
+        self.actions.update(actions)
         if previous is not None:
             self.changed.update(
                 f"{before}->{after}"
-                for (_, before), (_, after) in zip(previous.classes, verdicts.classes, strict=True)
+                for (_, before), after in zip(previous.classes, actions, strict=True)
                 if before != after
             )
 

@@ -16,17 +16,21 @@ expire), so memory follows the number of active entities, not the length of the 
 
 This runs once per relation per event in batch rescoring and training, so the loop is
 written out flat: the relations of each entity are a precomputed plan, and the usual cases
-take a shortcut that gives the same result as the general path — a member appended at the
-newest rank, and every member of a relation inside the narrowest window (most relations
-hold one member).
+take a shortcut that gives the same result as the general path — the only member of a
+relation written again, a member appended at the newest rank, and every member of a
+relation inside the narrowest window. An entity is one list, and a relation of one member
+(most of them) two items of it, until a second member joins
+(``tests/unit/test_reuse_memory.py`` holds the store to a plain model of the definition).
 """
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import attrgetter
+from typing import Any
 
 from service.reuse import (
     DEVICE_SPACES,
@@ -39,10 +43,26 @@ from service.reuse import (
 )
 
 _Relation = tuple[dict[str, int], list[int], list[str]]
-"""Members with their times; and the same in Redis's rank order (by time, then member) as
-two parallel lists, times and members: windows are counted by bisecting the times, and the
-lowest rank is always first. Updating the newest member's time, the usual write, then
-allocates nothing."""
+"""A relation in its general form: members with their times; and the same in Redis's rank
+order (by time, then member) as two parallel lists, times and members: windows are counted
+by bisecting the times, and the lowest rank is always first. Updating the newest member's
+time, the usual write, then allocates nothing."""
+
+_State = list[Any]
+"""One entity, in one list: ``[last write, first sighting, IPQS blob, its time]``, then two
+items per relation slot: nothing (None, None), the relation's only member and its time
+(str, int), or the general form (``_Relation``, None). Three relations in four hold one
+member for good, and a store holds a great many entities, so both the usual entity and the
+usual relation cost no container of their own: fewer allocations per new entity, and far
+fewer objects for the garbage collector to walk and for the end of a run to free."""
+
+_LAST_WRITE, _FIRST, _BLOB, _BLOB_AT = range(4)
+
+
+def new_counts(values: Sequence[int] = ()) -> array[int]:
+    """Counts as the store appends them: 64-bit integers, numpy's int64."""
+    return array("q", values)
+
 
 # The member kinds, read from ``EntityRefs`` in one call per observation.
 MEMBER_KINDS: tuple[str, ...] = tuple(
@@ -56,11 +76,12 @@ the device, the user (the user id, else the email) and the IP, and the members t
 one per ``MEMBER_KINDS``."""
 
 # What ``observe`` walks for each entity, per device space: (index of the member kind in
-# ``MEMBER_KINDS``, NX mode, slot of the relation in the entity's state), in ``RELATIONS`` order.
-# Slots are per set name, as the Redis keys are named: a user's or an IP's devices have one
-# set per vendor space.
-_Step = tuple[int, bool, int]
-_Plan = tuple[tuple[Entity, tuple[_Step, ...]], ...]
+# ``MEMBER_KINDS``, index of the relation's two items in the entity's state), in
+# ``RELATIONS`` order; all of them, then the ZADD GT ones, then the NX ones (which come last
+# in ``RELATIONS``: each mode has its own loop). Slots are per set name, as the Redis keys are
+# named: a user's or an IP's devices have one set per vendor space.
+_Step = tuple[int, int, int]
+_Plan = tuple[tuple[Entity, tuple[_Step, ...], tuple[_Step, ...], tuple[_Step, ...]], ...]
 
 
 def _plans() -> dict[DeviceSpace, _Plan]:
@@ -70,12 +91,17 @@ def _plans() -> dict[DeviceSpace, _Plan]:
         refs = EntityRefs(device_space=space)
         plan = []
         for entity in ENTITIES:
-            steps = []
-            for _, kind, mode in RELATIONS[entity]:
+            steps: list[_Step] = []
+            modes = [mode for _, _, mode in RELATIONS[entity]]
+            if modes != sorted(modes, key="nx".__eq__):
+                raise ValueError(f"{entity}: the store counts ZADD GT relations before NX ones")
+            for _, kind, _ in RELATIONS[entity]:
                 entity_slots = slots[entity]
                 slot = entity_slots.setdefault(refs.set_name(kind), len(entity_slots))
-                steps.append((MEMBER_KINDS.index(kind), mode == "nx", slot))
-            plan.append((entity, tuple(steps)))
+                at = _BLOB_AT + 1 + 2 * slot
+                steps.append((MEMBER_KINDS.index(kind), at, at + 1))
+            gt = tuple(step for step, mode in zip(steps, modes, strict=True) if mode == "gt")
+            plan.append((entity, tuple(steps), gt, tuple(steps[len(gt) :])))
         plans[space] = tuple(plan)
     return plans
 
@@ -84,18 +110,11 @@ _PLANS = _plans()
 # The reuse script trims by time only a set past this many members (``size > 8`` in
 # ``reuse._TEMPLATE``): a late event can count members an eager trim would have dropped.
 _LAZY = 8
-_SLOTS = 1 + max(slot for plan in _PLANS.values() for _, steps in plan for *_, slot in steps)
-
-
-class _EntityState:
-    __slots__ = ("blob", "blob_at", "first", "last_write", "relations")
-
-    def __init__(self) -> None:
-        self.relations: list[_Relation | None] = [None] * _SLOTS
-        self.first: int | None = None
-        self.blob: bytes | None = None
-        self.blob_at: int | None = None
-        self.last_write = 0
+# A new entity's relations, all empty: two items per slot.
+_EMPTY = (None,) * (
+    max(time_at for plan in _PLANS.values() for _, steps, *_ in plan for *_, time_at in steps)
+    - _BLOB_AT
+)
 
 
 class MemoryReuseStore:
@@ -108,11 +127,19 @@ class MemoryReuseStore:
         self._cap = cap
         self._ipqs_window_ms = ipqs_window_ms
         # Insertion order = last-write order, so expired entities sit at the front.
-        self._entities: OrderedDict[tuple[Entity, str], _EntityState] = OrderedDict()
+        self._entities: OrderedDict[tuple[Entity, str], _State] = OrderedDict()
         # The counts of an entity the event does not name, or that is not stored.
-        self._absent = {e: (0,) * len(self._windows) * len(RELATIONS[e]) for e in ENTITIES}
+        self._absent = {
+            e: new_counts((0,) * len(self._windows) * len(RELATIONS[e])) for e in ENTITIES
+        }
         # (n, n, ...) per size: the counts of a relation whose members are all in every window.
-        self._full = [(n,) * len(self._windows) for n in range(64)]
+        self._full = [new_counts((n,) * len(self._windows)) for n in range(min(cap, 1024) + 1)]
+        # The counts of a one-member relation, by how many windows (the narrowest first) end
+        # before its member's time: ``bisect_left(windows, now - time)``.
+        self._single = [
+            new_counts((0,) * outside + (1,) * (len(self._windows) - outside))
+            for outside in range(len(self._windows) + 1)
+        ]
         self._widest = self._windows[-1]
         self._narrowest = self._windows[0]
         # What a read (``write=False``) adds: no member of any kind.
@@ -133,22 +160,24 @@ class MemoryReuseStore:
         write: bool = True,
         ipqs_blob: bytes | None = None,
     ) -> ReuseSnapshot:
-        counts: list[int] = []
+        counts = new_counts()
         first_seen, blob = self.record(refs, now_ms, counts, write=write, ipqs_blob=ipqs_blob)
-        return ReuseSnapshot(counts, first_seen, blob)
+        return ReuseSnapshot(counts.tolist(), first_seen, blob)
 
     def record(
         self,
         refs: EntityRefs,
         now_ms: int,
-        counts: list[int],
+        counts: array[int],
         *,
         write: bool = True,
         ipqs_blob: bytes | None = None,
     ) -> tuple[int | None, bytes | None]:
         """``observe`` for batch paths: the counts are appended to ``counts`` (relation by
         relation in ``RELATION_NAMES`` order, narrowest window first) instead of a snapshot
-        being built; the device's first sighting and the joined IPQS blob are returned."""
+        being built, a machine integer each (``numpy.frombuffer`` reads a chunk's without a
+        conversion per count); the device's first sighting and the joined IPQS blob are
+        returned."""
         return self.record_members(
             refs.device_space,
             (refs.device, refs.user or refs.email, refs.ip),
@@ -164,110 +193,224 @@ class MemoryReuseStore:
         entity_ids: tuple[str | None, str | None, str | None],
         members_of: tuple[str | None, ...],
         now_ms: int,
-        counts: list[int],
+        counts: array[int],
         ipqs_blob: bytes | None = None,
     ) -> tuple[int | None, bytes | None]:
         """``record`` from what it reads off the refs, for callers that have it without
         building them: the ids of the device, the user (the user id, else the email) and
         the IP, in ``ENTITIES`` order, and the members to write, one per ``MEMBER_KINDS``
         (all None for a read)."""
+        first_seen: list[int | None] = []
+        blobs: list[bytes | None] = []
+        self.record_many(
+            [(space, entity_ids, members_of)], [now_ms], [ipqs_blob], counts, first_seen, blobs
+        )
+        return first_seen[0], blobs[0]
+
+    def record_many(
+        self,
+        inputs: Iterable[StoreInput],
+        moments: Iterable[int],
+        ipqs_blobs: Iterable[bytes | None],
+        counts: array[int],
+        first_seen: list[int | None],
+        joined: list[bytes | None],
+    ) -> None:
+        """``record_members`` of events in turn (batch rescoring: one call per chunk), each
+        event's first sighting and joined blob appended to ``first_seen`` and ``joined``."""
         entities = self._entities
-        horizon = now_ms - self._widest
-        if entities and entities[next(iter(entities))].last_write < horizon:
-            self._evict(horizon)
         cap = self._cap
         full = self._full
-        narrowest = now_ms - self._narrowest
+        tabled = len(full)
+        none, one = full[0], full[1]
+        single = self._single
         windows = self._windows
-        first_seen: int | None = None
-        blob: bytes | None = None
-        for (entity, steps), entity_id in zip(_PLANS[space], entity_ids, strict=True):
-            if entity_id is None:
-                counts += self._absent[entity]
-                continue
-            key = (entity, entity_id)
-            state = entities.get(key)
-            if state is None:
-                # A new entity: each relation starts with this event's member, in every window
-                # (none is stored when the event names no member, or only reads).
-                for kind, _, slot in steps:
-                    member = members_of[kind]
-                    if member:
-                        if state is None:
-                            state = entities[key] = _EntityState()
-                        state.relations[slot] = ({member: now_ms}, [now_ms], [member])
-                        counts += full[1]
-                    else:
-                        counts += full[0]
-                if state is None:
+        widest, narrowest_window = self._widest, self._narrowest
+        absent = self._absent
+        ipqs_window = self._ipqs_window_ms
+        for (space, entity_ids, members_of), now_ms, ipqs_blob in zip(
+            inputs, moments, ipqs_blobs, strict=True
+        ):
+            horizon = now_ms - widest
+            if entities and entities[next(iter(entities))][_LAST_WRITE] < horizon:
+                self._evict(horizon)
+            narrowest = now_ms - narrowest_window
+            first: int | None = None
+            blob: bytes | None = None
+            # No ``strict=``: a keyword sends ``zip`` through its argument parser, a tenth of
+            # a microsecond per call; both are in ``ENTITIES`` order, one each.
+            for (entity, steps, gt_steps, nx_steps), entity_id in zip(  # noqa: B905
+                _PLANS[space], entity_ids
+            ):
+                if entity_id is None:
+                    counts += absent[entity]
                     continue
-                touched = True
-            else:
-                touched = False
-                relations = state.relations
-                for kind, nx, slot in steps:
-                    relation = relations[slot]
-                    member = members_of[kind]
-                    if member:
-                        touched = True
-                        if relation is None:
-                            relation = relations[slot] = ({}, [], [])
-                        members, times, names = relation
-                        if names and names[-1] == member:
-                            # The newest member again (the usual write to most relations):
-                            # newer still unless NX, and never a join, so no trim.
-                            if not nx and now_ms > times[-1]:
-                                members[member] = times[-1] = now_ms
-                        elif (previous := members.get(member)) is None:
-                            # ZADD NX / GT, then the trims by time and by rank.
-                            members[member] = now_ms
-                            if (
-                                not times
-                                or times[-1] < now_ms
-                                or (times[-1] == now_ms and names[-1] < member)
-                            ):
-                                times.append(now_ms)  # the usual join: the newest member
-                                names.append(member)
-                            else:
-                                _insert(times, names, now_ms, member)
-                            # ``_trim`` drops nothing from a set whose oldest member is inside
-                            # the horizon and that is within the cap: no call, no bisect.
-                            size = len(times)
-                            if (size > _LAZY and times[0] < horizon) or size > cap:
-                                _trim(members, times, names, horizon, cap)
-                        elif not nx and now_ms > previous:
-                            members[member] = now_ms
-                            _remove(times, names, previous, member)
-                            _insert(times, names, now_ms, member)
-                            # Redis trims only when a member joins (ZADD answers 1).
-                    elif relation is None:
-                        counts += full[0]
+                key = (entity, entity_id)
+                state = entities.get(key)
+                if state is None:
+                    # A new entity: each relation starts with this event's member, in every window
+                    # (none is stored when the event names no member, or only reads).
+                    for kind, at, time_at in steps:
+                        member = members_of[kind]
+                        if member:
+                            if state is None:
+                                state = entities[key] = [now_ms, now_ms, None, None, *_EMPTY]
+                            state[at] = member
+                            state[time_at] = now_ms
+                            counts += one
+                        else:
+                            counts += none
+                    if state is None:
                         continue
-                    else:
-                        times = relation[1]
-                    # Members at or after each window's start; when the oldest is inside the
-                    # narrowest window, all of them are in every window.
-                    size = len(times)
-                    if size < 64 and times[0] >= narrowest:
-                        counts += full[size]
-                    else:
-                        for window in windows:
-                            counts.append(size - bisect_left(times, now_ms - window))
-                if touched:
-                    entities.move_to_end(key)
-            if touched:
-                if state.first is None or now_ms < state.first:
-                    state.first = now_ms
-                if ipqs_blob and entity == "user":
-                    state.blob, state.blob_at = ipqs_blob, now_ms
-                state.last_write = now_ms
-            if entity == "device":
-                first_seen = state.first
-            elif entity == "user":
-                blob_at = state.blob_at
-                if blob_at is not None and now_ms - self._ipqs_window_ms <= blob_at <= now_ms:
-                    blob = state.blob
-        return first_seen, blob
+                    if ipqs_blob and entity == "user":
+                        state[_BLOB] = ipqs_blob
+                        state[_BLOB_AT] = now_ms
+                else:
+                    touched = False
+                    for kind, at, time_at in gt_steps:
+                        member = members_of[kind]
+                        held = state[at]
+                        if held is member or (held.__class__ is str and held == member):
+                            if held is None:
+                                counts += none  # no member held, none written
+                                continue
+                            # The only member again (the usual write): newer still.
+                            touched = True
+                            if now_ms > state[time_at]:
+                                state[time_at] = now_ms
+                            counts += one
+                            continue
+                        if held.__class__ is not tuple:
+                            if held is None:
+                                if member:
+                                    touched = True
+                                    state[at] = member
+                                    state[time_at] = now_ms
+                                    counts += one
+                                else:
+                                    counts += none
+                                continue
+                            if not member:
+                                time = state[time_at]  # its only member, read
+                                if time >= narrowest:
+                                    counts += one
+                                else:
+                                    counts += single[bisect_left(windows, now_ms - time)]
+                                continue
+                            # A second member joins: the relation takes the general form.
+                            time = state[time_at]
+                            held = state[at] = ({held: time}, [time], [held])
+                            state[time_at] = None
+                        members, times, names = held
+                        if member:
+                            touched = True
+                            if names[-1] == member:
+                                # The newest member again: newer still, and never a join, so
+                                # no trim.
+                                if now_ms > times[-1]:
+                                    members[member] = times[-1] = now_ms
+                            elif (previous := members.get(member)) is None:
+                                # ZADD GT of a new member, then the trims by time and by rank.
+                                members[member] = now_ms
+                                newest = times[-1]
+                                if newest < now_ms or (newest == now_ms and names[-1] < member):
+                                    times.append(now_ms)  # the usual join: the newest member
+                                    names.append(member)
+                                else:
+                                    _insert(times, names, now_ms, member)
+                                # ``_trim`` drops nothing from a set whose oldest member is
+                                # inside the horizon and that is within the cap.
+                                size = len(times)
+                                if (size > _LAZY and times[0] < horizon) or size > cap:
+                                    _trim(members, times, names, horizon, cap)
+                            elif now_ms > previous:
+                                members[member] = now_ms
+                                _remove(times, names, previous, member)
+                                _insert(times, names, now_ms, member)
+                                # Redis trims only when a member joins (ZADD answers 1).
+                        # Members at or after each window's start; when the oldest is inside
+                        # the narrowest window, all of them are in every window.
+                        size = len(times)
+                        if times[0] >= narrowest and size < tabled:
+                            counts += full[size]
+                        else:
+                            # A window holding the oldest member holds them all: only one that
+                            # starts after it is searched (often none but the narrowest).
+                            age = now_ms - times[0]
+                            for window in windows:
+                                counts.append(
+                                    size - bisect_left(times, now_ms - window)
+                                    if window < age
+                                    else size
+                                )
+                    for kind, at, time_at in nx_steps:
+                        # ZADD NX (the events sets: a request id each): a member keeps the
+                        # time it joined at.
+                        member = members_of[kind]
+                        held = state[at]
+                        if held.__class__ is not tuple:
+                            if held is None:
+                                if member:
+                                    touched = True
+                                    state[at] = member
+                                    state[time_at] = now_ms
+                                    counts += one
+                                else:
+                                    counts += none
+                                continue
+                            if not member or held == member:
+                                if member:
+                                    touched = True
+                                time = state[time_at]  # its only member, read or written again
+                                if time >= narrowest:
+                                    counts += one
+                                else:
+                                    counts += single[bisect_left(windows, now_ms - time)]
+                                continue
+                            time = state[time_at]
+                            held = state[at] = ({held: time}, [time], [held])
+                            state[time_at] = None
+                        members, times, names = held
+                        if member:
+                            touched = True
+                            if member not in members:
+                                members[member] = now_ms
+                                newest = times[-1]
+                                if newest < now_ms or (newest == now_ms and names[-1] < member):
+                                    times.append(now_ms)
+                                    names.append(member)
+                                else:
+                                    _insert(times, names, now_ms, member)
+                                size = len(times)
+                                if (size > _LAZY and times[0] < horizon) or size > cap:
+                                    _trim(members, times, names, horizon, cap)
+                        size = len(times)
+                        if times[0] >= narrowest and size < tabled:
+                            counts += full[size]
+                        else:
+                            age = now_ms - times[0]
+                            for window in windows:
+                                counts.append(
+                                    size - bisect_left(times, now_ms - window)
+                                    if window < age
+                                    else size
+                                )
+                    if touched:
+                        if now_ms < state[_FIRST]:
+                            state[_FIRST] = now_ms
+                        if ipqs_blob and entity == "user":
+                            state[_BLOB] = ipqs_blob
+                            state[_BLOB_AT] = now_ms
+                        state[_LAST_WRITE] = now_ms
+                        entities.move_to_end(key)
+                if entity == "device":
+                    first = state[_FIRST]
+                elif entity == "user":
+                    blob_at = state[_BLOB_AT]
+                    if blob_at is not None and now_ms - ipqs_window <= blob_at <= now_ms:
+                        blob = state[_BLOB]
+            first_seen.append(first)
+            joined.append(blob)
 
     def _evict(self, horizon: int) -> None:
         """Entities written before ``horizon``, from the front (the least recently written),
@@ -275,7 +418,7 @@ class MemoryReuseStore:
         entities = self._entities
         while entities:
             key = next(iter(entities))
-            if entities[key].last_write >= horizon:
+            if entities[key][_LAST_WRITE] >= horizon:
                 break
             del entities[key]
 

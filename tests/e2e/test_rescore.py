@@ -10,6 +10,7 @@ import json
 import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,7 +34,7 @@ from service.rescore import (
     _iso_times,
     read_lines,
 )
-from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore
+from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore, new_counts
 from service.scoring import Scorer
 from service.settings import Settings
 from service.simulate import SimulationConfig, simulate
@@ -95,6 +96,27 @@ def test_bad_lines_are_rejected_with_their_line_number_and_order_is_restored(
     assert sum(summary.by_level.values()) == 60
 
 
+def test_an_ipqs_result_without_time_is_rejected_where_it_stands(settings: Settings) -> None:
+    """Its block is decoded line by line (the others all at once): the reject keeps its line
+    number, and every other line of every block is scored once."""
+    events = stream(2 * CHUNK + 40)
+    at = next(n for n, (kind, _) in enumerate(events) if kind == "ipqs" and n > CHUNK)
+    timeless = json.loads(events[at][1])
+    del timeless["time"]
+    lines = [body for _, body in events]
+    lines[at] = json.dumps(timeless).encode()
+    scored, summary = rescore(settings, lines)
+    assert summary.rejected == 1 and summary.events == len(lines) - 1 == len(scored)
+    _, model, thresholds = load_model(settings)
+    rejects = io.BytesIO()
+    Rescorer(settings, model, thresholds).run(iter(lines), io.BytesIO(), rejects)
+    assert json.loads(rejects.getvalue()) == {
+        "line": at + 1,
+        "error": "IPQS result without `time`: cannot place it",
+        "field": "$.time",
+    }
+
+
 def test_chunked_rescoring_equals_scoring_event_by_event(settings: Settings) -> None:
     """The batch path (chunks of rows, one model call per chunk, store times carried from
     the reorder buffer) gives each event the verdict ``Scorer`` gives it alone, in the order
@@ -134,23 +156,54 @@ def test_chunked_rescoring_equals_scoring_event_by_event(settings: Settings) -> 
         assert row["time"] == iso8601(obs.time)
 
 
-def test_memo_policy_hashes_as_the_policy_does() -> None:
-    """Every kind of identifier, through the policy's own methods: the same hygiene and,
-    from the memo policy's keyed states, the same hashes."""
+class Naming:
+    """Pairs of (hash, name) seen for one kind of identifier: a renaming holds when None
+    pairs with None only, and each hash with one name that no other hash has."""
+
+    def __init__(self) -> None:
+        self.names: dict[str | None, set[str | None]] = {}
+
+    def add(self, hashed: str | None, named: str | None) -> None:
+        assert (hashed is None) == (named is None), (hashed, named)
+        self.names.setdefault(hashed, set()).add(named)
+
+    def check(self) -> int:
+        names = [name for named in self.names.values() for name in named]
+        assert len(names) == len(set(names)) == len(self.names)
+        return len(self.names)
+
+
+def test_memo_policy_names_as_the_policy_hashes() -> None:
+    """Every kind of identifier, through the policy's own methods: the same hygiene, and
+    one name wherever the plain policy has one hash."""
     plain = IdentifierPolicy(b"k", ["void"])
     memo = MemoPolicy(b"k", ["void"])
     values: list[str | None] = [f"user-{n % 13}" for n in range(60)]
-    values += ["void", " Void ", "-1", "a@b.example", None, "10.0.0.1", " ::1", "nope", "é€😀", ""]
+    values += ["void", " Void ", "-1", "a@b.example", "A@B.example ", "c@d.example", None]
+    values += ["10.0.0.1", " ::1", "0:0::1", "nope", "é€😀", ""]
+    naming: dict[str, Naming] = {}
     for value in values * 2:
-        assert memo.user(value) == plain.user(value)
-        assert memo.email(value) == plain.email(value)
-        assert memo.linked(value) == plain.linked(value)
-        assert memo.ip(value) == plain.ip(value)
-        for kind in ("fp", "ipqs"):
-            assert memo.device(kind, value) == plain.device(kind, value)
-        if value is not None:
-            assert memo.request("fp", value) == plain.request("fp", value)
+        for kind in ("user", "email", "linked", "ip"):
+            method = attrgetter(kind)
+            naming.setdefault(kind, Naming()).add(method(plain)(value), method(memo)(value))
+        for space in ("fp", "ipqs"):
+            naming.setdefault("device", Naming()).add(
+                plain.device(space, value), memo.device(space, value)
+            )
+            if value is not None:
+                naming.setdefault("request", Naming()).add(
+                    plain.request(space, value), memo.request(space, value)
+                )
+    # None and at least two hashes each, from values that differ only by hygiene too.
+    assert all(named.check() >= 3 for named in naming.values())
+    # No name of one kind is a name of another (a user id and an email are both users).
+    kinds = [
+        {name for named in n.names.values() for name in named} - {None} for n in naming.values()
+    ]
+    assert sum(map(len, kinds)) == len(set().union(*kinds))
     assert memo.user("void") is None and memo.ip("nope") is None
+    assert memo.email(" A@B.example") == memo.email("a@b.example")
+    assert memo.ip("::1") == memo.ip("0:0::1")
 
 
 def with_odd_identifiers() -> list[Observation]:
@@ -182,34 +235,37 @@ def plain_scorer(settings: Settings) -> Scorer:
     )
 
 
-def test_memo_policy_refs_are_the_scorers_refs(settings: Settings) -> None:
+def test_memo_policy_refs_are_the_scorers_refs_renamed(settings: Settings) -> None:
     observations = with_odd_identifiers()
     plain = plain_scorer(settings)
     memo = MemoPolicy(b"k", ["void"], size=50)  # small: the memos start over
-    assert [memo.refs(obs) for obs in observations * 2] == [
-        plain.refs(obs) for obs in observations * 2
-    ]
+    naming: dict[str, Naming] = {}
+    for obs in observations * 2:
+        hashed, named = plain.refs(obs), memo.refs(obs)
+        assert named.device_space == hashed.device_space
+        assert named.country == hashed.country  # not hashed
+        assert named.event == memo.request(obs.idempotency_scope, obs.request_id)
+        for kind in ("device", "user", "email", "ip", "linked", "event"):
+            naming.setdefault(kind, Naming()).add(getattr(hashed, kind), getattr(named, kind))
+    assert all(named.check() > 3 for named in naming.values())
 
 
-def test_memo_policy_members_are_what_the_store_reads_off_the_scorers_refs(
-    settings: Settings,
-) -> None:
-    """``MemoPolicy.members`` (which ``record_members`` takes instead of refs) against the
-    plain policy's refs, read as ``MemoryReuseStore.record`` reads them; both calls give the
-    same counts (small windows and cap: members leave them)."""
-    plain = plain_scorer(settings)
+def test_memo_policy_members_are_what_the_store_reads_off_its_refs() -> None:
+    """``MemoPolicy.members`` (which ``record_members`` takes instead of refs) against its
+    refs, read as ``MemoryReuseStore.record`` reads them; both calls give the same counts
+    (small windows and cap: members leave them)."""
     memo = MemoPolicy(b"k", ["void"], size=50)
     by_refs = MemoryReuseStore(windows_ms=(60_000, 3_600_000), cap=5, ipqs_window_ms=60_000)
     by_members = MemoryReuseStore(windows_ms=(60_000, 3_600_000), cap=5, ipqs_window_ms=60_000)
     for obs in with_odd_identifiers() * 2:
-        refs = plain.refs(obs)
+        refs = memo.refs(obs)
         space, ids, members = memo.members(obs)
         assert space == refs.device_space
         assert ids == (refs.device, refs.user or refs.email, refs.ip)
         assert members == tuple(getattr(refs, kind) for kind in MEMBER_KINDS)
         moment = int(obs.time.timestamp() * 1000)
-        counts: list[int] = []
-        expected: list[int] = []
+        counts = new_counts()
+        expected = new_counts()
         assert by_members.record_members(space, ids, members, moment, counts) == (
             by_refs.record(refs, moment, expected)
         )
@@ -266,8 +322,16 @@ def test_the_reorder_buffer_gives_what_one_heap_gives(window: int) -> None:
         # Mostly in order; some ties, some a little early or late, some far off.
         moments.append(now - rng.choice([0] * 12 + [1, 3, 30, 200, -50]))
     stamped = [(m, n, m / 1000, f"line {n}") for n, m in enumerate(moments, start=1)]
+    # Taken in blocks of any size (empty ones too), given back in blocks.
+    blocks, start = [], 0
+    while start < len(stamped):
+        size = rng.choice([0, 1, 7, CHUNK, 700])
+        blocks.append(stamped[start : start + size])
+        start += size
     summary = Summary()
-    ordered = [obs for _, _, _, obs in _in_time_order(stamped, window, summary)]
+    given = list(_in_time_order(iter(blocks), window, summary))
+    assert all(len(block) <= CHUNK for block in given[len(blocks) :])
+    ordered = [obs for block in given for _, _, _, obs in block]
     expected, late = _heap_order(stamped, window)
     assert ordered == expected
     assert summary.late == late
