@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 _ZEROES_AND_DASHES = re.compile(r"^[0-]*$")
 _URL_SAFE = bytes.maketrans(b"+/", b"-_")
 BUILTIN_BLOCKED = frozenset({"-1", "null", "anonymous", "undefined"})
-# Hashes remembered per policy before the memo starts over (some 10 MB at most).
+# Hashes remembered per policy before the memo starts over (~15 MiB for ids of ~30 chars).
 MEMO_ENTRIES = 1 << 16
 
 
