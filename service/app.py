@@ -145,6 +145,7 @@ def _resources(
             consumer=settings.forwarder_consumer,
             batch_max_messages=settings.forwarder_batch_max_messages,
             block_ms=settings.forwarder_block_ms,
+            linger_ms=settings.forwarder_linger_ms,
             retry=RetryPolicy(settings.retry_base_s, settings.retry_cap_s),
             claim_idle_ms=int(settings.forwarder_claim_idle_s * 1000),
             claim_every_s=min(15.0, settings.forwarder_claim_idle_s / 2),

@@ -101,6 +101,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     )
     forwarder_batch_max_messages: int = 500
     forwarder_block_ms: int = 1000
+    # After a read that did not fill a batch, wait this long before the next: under load
+    # batches then fill up instead of leaving a few messages at a time (each batch costs a
+    # read, a post or sink write and an ack).
+    forwarder_linger_ms: int = 100
     # Messages another consumer read and left unacked this long are taken over.
     forwarder_claim_idle_s: float = 60.0
     retry_base_s: float = 0.5
@@ -162,6 +166,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "segment_timeout_s": self.segment_timeout_s > 0,
             "forwarder_batch_max_messages": 0 < self.forwarder_batch_max_messages <= 2500,
             "forwarder_block_ms": self.forwarder_block_ms > 0,
+            "forwarder_linger_ms": self.forwarder_linger_ms >= 0,
             "forwarder_claim_idle_s": self.forwarder_claim_idle_s > 0,
             "retry_base_s": self.retry_base_s > 0,
             "retry_cap_s": self.retry_cap_s >= self.retry_base_s,

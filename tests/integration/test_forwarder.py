@@ -247,3 +247,34 @@ def test_retry_policy_is_capped_exponential_with_jitter() -> None:
 )
 def test_retry_after_parsing(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
+
+
+async def test_after_a_read_short_of_a_batch_the_forwarder_lingers_so_the_next_fills(
+    outbox: Outbox, segment: SegmentReceiver
+) -> None:
+    """One message goes out alone; what arrives while the forwarder lingers goes out in one
+    batch after it, not message by message."""
+    fw = Forwarder(
+        outbox,
+        http(segment),
+        consumer="t",
+        batch_max_messages=500,
+        block_ms=20,
+        linger_ms=600,
+        retry=FAST,
+        rng=random.Random(1),
+    )
+    await outbox.commit("fp", "first", b"{}", [message(0)])
+    fw.start()
+    try:
+        await asyncio.to_thread(segment.wait_for, 1)
+        for n in range(1, 6):  # one at a time, as webhooks arrive
+            await outbox.commit("fp", f"r{n}", b"{}", [message(n)])
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        assert fw.stats.delivered == 1  # still lingering
+        await asyncio.to_thread(segment.wait_for, 6)
+    finally:
+        await fw.stop()
+    assert [len(batch["batch"]) for batch in segment.accepted] == [1, 5]
+    assert ids(segment) == [f"m-{i}" for i in range(6)]
