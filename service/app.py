@@ -21,6 +21,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from service import __version__
 from service.auth import ApiKeys
 from service.checkout import ScoreService
+from service.collector import serving_collector
 from service.errors import EXCEPTION_HANDLERS
 from service.features import FeatureSpec
 from service.forwarder import Forwarder, RetryPolicy
@@ -207,7 +208,8 @@ def _resources(
         if settings.forwarder_enabled:
             forwarder.start()
         try:
-            yield
+            with serving_collector():
+                yield
         finally:
             await deferred.stop()
             # One bound for the batch in flight and the flush after it; what is left when it
