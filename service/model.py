@@ -464,6 +464,14 @@ class RiskModel:
     def ranked_reasons(self, xs: Matrix) -> tuple[list[tuple[int, ...]], Matrix]:
         """``risk``'s reasons of every row of ``xs`` at once, as feature indices (largest
         contribution first, ties in feature order), and the contributions they rank."""
+        picked, positive, present = self.top_reasons(xs)
+        ranked = [tuple(row[:n]) for row, n in zip(picked.tolist(), positive.tolist(), strict=True)]
+        return ranked, present
+
+    def top_reasons(self, xs: Matrix) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], Matrix]:
+        """``ranked_reasons`` as arrays: each row's ``MAX_REASONS`` largest contributions'
+        feature indices (largest first), how many of them are reasons (the positive ones,
+        which lead), and the contributions."""
         present = self.contributions_many(xs) * (xs != 0)
         # The largest MAX_REASONS per row, one argmax at a time (ties go to the first
         # feature, as in ``risk``'s sort of (-c, index)): cheaper than sorting every row.
@@ -478,9 +486,8 @@ class RiskModel:
             values[:, rank] = left[rows, best]
             left[rows, best] = -np.inf
         # Picked largest first, the positive contributions lead each row: count them.
-        positive = (values > 0).sum(axis=1)
-        ranked = [tuple(row[:n]) for row, n in zip(picked.tolist(), positive.tolist(), strict=True)]
-        return ranked, present
+        positive: npt.NDArray[np.intp] = (values > 0).sum(axis=1)
+        return picked, positive, present
 
 
 def _floats(x: Row) -> list[float]:

@@ -30,7 +30,7 @@ from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from service.reuse import (
     DEVICE_SPACES,
@@ -57,6 +57,7 @@ usual relation cost no container of their own: fewer allocations per new entity,
 fewer objects for the garbage collector to walk and for the end of a run to free."""
 
 _LAST_WRITE, _FIRST, _BLOB, _BLOB_AT = range(4)
+_Blob = TypeVar("_Blob")
 
 
 def new_counts(values: Sequence[int] = ()) -> array[int]:
@@ -211,13 +212,15 @@ class MemoryReuseStore:
         self,
         inputs: Iterable[StoreInput],
         moments: Iterable[int],
-        ipqs_blobs: Iterable[bytes | None],
+        ipqs_blobs: Iterable[_Blob | None],
         counts: array[int],
         first_seen: list[int | None],
-        joined: list[bytes | None],
+        joined: list[_Blob | None],
     ) -> None:
         """``record_members`` of events in turn (batch rescoring: one call per chunk), each
-        event's first sighting and joined blob appended to ``first_seen`` and ``joined``."""
+        event's first sighting and joined blob appended to ``first_seen`` and ``joined``.
+        A blob is kept as it is given and given back as it is: batch rescoring remembers
+        the IPQS signals themselves, never encoded, as they never leave the process."""
         entities = self._entities
         cap = self._cap
         full = self._full
@@ -236,7 +239,7 @@ class MemoryReuseStore:
                 self._evict(horizon)
             narrowest = now_ms - narrowest_window
             first: int | None = None
-            blob: bytes | None = None
+            blob: _Blob | None = None
             # No ``strict=``: a keyword sends ``zip`` through its argument parser, a tenth of
             # a microsecond per call; both are in ``ENTITIES`` order, one each.
             for (entity, steps, gt_steps, nx_steps), entity_id in zip(  # noqa: B905

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import msgspec
+import numpy as np
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -32,6 +33,7 @@ from service.rescore import (
     Summary,
     _in_time_order,
     _iso_times,
+    _Verdicts,
     read_lines,
 )
 from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore, new_counts
@@ -505,3 +507,22 @@ def test_each_run_counts_reuse_from_an_empty_store(settings: Settings) -> None:
     rescorer.run(iter(lines[100:]), second, io.BytesIO())
     Rescorer(settings, model, thresholds).run(iter(lines[100:]), fresh, io.BytesIO())
     assert second.getvalue() == fresh.getvalue()
+
+
+def test_a_rows_ranking_integer_stands_for_its_reasons_alone() -> None:
+    """Rows share a ranking integer (and so the list of codes their lines encode) exactly
+    when the model ranks the same reasons for them, also when one row's reasons lead
+    another's (one reason against two, three...)."""
+    _, model, thresholds = load_model(Settings())
+    rng = np.random.default_rng(4)
+    xs = rng.choice([0.0, 0.0, 0.0, 0.5, 1.0], size=(600, len(model.artifact.feature_spec.names)))
+    xs[:40] = 0.0  # no reason at all
+    for row in range(40, 240):  # one to three features present: fewer reasons than five
+        kept = rng.choice(xs.shape[1], size=row % 3 + 1, replace=False)
+        xs[row] = np.where(np.isin(np.arange(xs.shape[1]), kept), 1.0, 0.0)
+    verdicts = _Verdicts(model, thresholds, xs, {})
+    ranked, _ = model.ranked_reasons(xs)
+    assert [tuple(verdicts.reasons(row)) for row in range(len(xs))] == ranked
+    assert len(set(zip(verdicts.rankings, ranked, strict=True))) == len(set(ranked))
+    assert len(set(verdicts.rankings)) == len(set(ranked)) > 50
+    assert {len(r) for r in ranked} >= {0, 1, 2, 5}
