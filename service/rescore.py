@@ -45,6 +45,7 @@ from typing import IO, Any, TypeVar
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from service.decode import decode_event_unprobed
 from service.errors import RiskwireError
@@ -269,6 +270,22 @@ class _Chunk:
             self.moments, _, self.now, self.observations = zip(*stamped, strict=True)
 
 
+def ranking_keys(
+    picked: npt.NDArray[np.intp], counts: npt.NDArray[np.intp], features: int
+) -> list[int]:
+    """Each row's ranking as one integer: its reasons' feature indices (the first
+    ``counts[row]`` of ``picked[row]``) plus one as digits in base ``features + 1``, zero past
+    its reasons. A row's codes are then looked up by a Python int rather than a tuple built
+    and hashed per row (0.4 us a row). Exact: past what an int64 holds, Python ints."""
+    width = picked.shape[1]
+    digits = np.where(np.arange(width) < counts[:, None], picked + 1, 0)
+    base = features + 1
+    if base**width <= np.iinfo(np.int64).max:
+        keys: list[int] = (digits @ base ** np.arange(width)).tolist()
+        return keys
+    return [sum(d * base**p for p, d in enumerate(row)) for row in digits.tolist()]
+
+
 class _Verdicts:
     """One model's verdicts on a chunk, row by row, as ``Scorer.verdict`` gives them: the
     allow / deny lists first, then the model."""
@@ -283,12 +300,7 @@ class _Verdicts:
         self.model = model
         self.scores = model.scores(xs)
         self._picked, self._reason_counts, self._contributions = model.top_reasons(xs)
-        # Each row's ranking as one integer, its reasons' feature indices plus one as digits
-        # in base (features + 1), zero past its reasons: a row's codes are then looked up by
-        # a Python int rather than a tuple built and hashed per row (0.4 us a row).
-        width = self._picked.shape[1]
-        digits = np.where(np.arange(width) < self._reason_counts[:, None], self._picked + 1, 0)
-        self.rankings: list[int] = (digits @ (xs.shape[1] + 1) ** np.arange(width)).tolist()
+        self.rankings = ranking_keys(self._picked, self._reason_counts, xs.shape[1])
         classes = {score: thresholds.classify(score) for score in set(self.scores)}
         self.classes = [classes[score] for score in self.scores]
         self.listed = listed

@@ -34,6 +34,7 @@ from service.rescore import (
     _in_time_order,
     _iso_times,
     _Verdicts,
+    ranking_keys,
     read_lines,
 )
 from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore, new_counts
@@ -526,3 +527,18 @@ def test_a_rows_ranking_integer_stands_for_its_reasons_alone() -> None:
     assert len(set(zip(verdicts.rankings, ranked, strict=True))) == len(set(ranked))
     assert len(set(verdicts.rankings)) == len(set(ranked)) > 50
     assert {len(r) for r in ranked} >= {0, 1, 2, 5}
+
+
+@pytest.mark.parametrize("features", [64, 20_000])
+def test_ranking_keys_are_exact_past_what_an_int64_holds(features: int) -> None:
+    """Two rankings share a key only when they are the same reasons in the same order, also
+    for a spec so wide that five digits in its base overflow an int64 (20,001**5 > 2**63)."""
+    rng = np.random.default_rng(9)
+    picked = rng.integers(0, features, size=(400, 5))
+    picked[:50] = features - 1  # the widest digits, where an int64 would wrap
+    counts = rng.integers(0, 6, size=400)
+    keys = ranking_keys(picked, counts, features)
+    rankings = [tuple(row[:n]) for row, n in zip(picked.tolist(), counts.tolist(), strict=True)]
+    assert len(set(keys)) == len(set(rankings))
+    assert len(set(zip(keys, rankings, strict=True))) == len(set(rankings))
+    assert all(key >= 0 for key in keys)
