@@ -23,8 +23,8 @@ YOUNG_THRESHOLD = 50_000
 
 
 @contextmanager
-def serving_collector(young: int = YOUNG_THRESHOLD) -> Iterator[None]:
-    """Freeze what exists now and raise the young threshold to ``young``, until exit.
+def fewer_collections(young: int) -> Iterator[None]:
+    """Raise the young threshold to ``young`` until exit.
 
     A threshold of 0 (automatic collection turned off) or one already above ``young`` is
     left alone; on exit the previous threshold comes back unless someone else has changed
@@ -33,10 +33,20 @@ def serving_collector(young: int = YOUNG_THRESHOLD) -> Iterator[None]:
     raised = 0 < previous[0] < young
     if raised:
         gc.set_threshold(young, *previous[1:])
-    gc.freeze()
     try:
         yield
     finally:
-        gc.unfreeze()
         if raised and gc.get_threshold()[0] == young:
             gc.set_threshold(*previous)
+
+
+@contextmanager
+def serving_collector(young: int = YOUNG_THRESHOLD) -> Iterator[None]:
+    """Freeze what exists now and raise the young threshold to ``young``
+    (``fewer_collections``), until exit."""
+    with fewer_collections(young):
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()

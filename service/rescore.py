@@ -26,7 +26,6 @@ doing every step event by event. Every chunk-wide step equals its single-row cou
 from __future__ import annotations
 
 import argparse
-import gc
 import gzip
 import heapq
 import os
@@ -35,7 +34,6 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from itertools import islice, repeat
@@ -47,6 +45,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from service.collector import fewer_collections
 from service.decode import decode_event_unprobed
 from service.errors import RiskwireError
 from service.features import FeatureRows, FeatureSpec
@@ -135,22 +134,13 @@ class Progress:
         self._stream.flush()
 
 
-@contextmanager
-def _fewer_collections(young: int = 250_000) -> Iterator[None]:
-    """Let the cyclic garbage collector run less often: rescoring allocates a great many
-    long-lived containers (the reuse store's) and, on the way, no reference cycles, so the
-    default (a young-generation pass every 700 allocations, and older ones after it) costs
-    about a tenth of the run for nothing. A pass walks the young objects still alive, and
-    every observation in the reorder buffer is (some 150,000 objects for 10,000 events):
-    past that many allocations between passes, most of them are gone before one. Any cycle
-    is still collected, in larger batches."""
-    previous = gc.get_threshold()
-    if 0 < previous[0] < young:  # 0: automatic collection is off, and stays off
-        gc.set_threshold(young, *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
+# Rescoring allocates a great many long-lived containers (the reuse store's) and, on the
+# way, no reference cycles, so the collector's default (a young-generation pass every 700
+# allocations, and older ones after it) cost about a tenth of the run for nothing. A pass
+# walks the young objects still alive, and every observation in the reorder buffer is (some
+# 150,000 objects for 10,000 events): past that many allocations between passes, most of
+# them are gone before one. Any cycle is still collected, in larger batches.
+_RESCORE_YOUNG_THRESHOLD = 250_000
 
 
 class MemoPolicy(IdentifierPolicy):
@@ -376,7 +366,7 @@ class Rescorer:
         progress: Progress | None = None,
         emitted: list[bytes] | None = None,
     ) -> Summary:
-        with _fewer_collections():
+        with fewer_collections(_RESCORE_YOUNG_THRESHOLD):
             return self._run(lines, out, rejects, progress, emitted)
 
     def _run(
@@ -394,7 +384,7 @@ class Rescorer:
         started = time.perf_counter()
         encoder = msgspec.json.Encoder()
         # One store per run, a local: it is freed when the run ends, before the garbage
-        # collector's thresholds are put back (``_fewer_collections``). Kept alive past
+        # collector's thresholds are put back (``fewer_collections``). Kept alive past
         # that, its containers (over a hundred thousand for a few days of events) were
         # all walked by the first young-generation pass, some 5% of a run, only to be
         # freed right after.
