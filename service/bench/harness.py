@@ -32,9 +32,11 @@ from service.redis_server import LocalRedis, any_binary, free_port, local_port, 
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 WARMUP_BODIES = 1000
-# Measured runs get fresh bodies: half again what the warm-up rate says they will need, so
-# webhooks never become replays. The cap bounds the pool file and wrk's memory.
-HEADROOM = 1.5
+# Measured runs get fresh bodies: two and a half times what the warm-up rate says they will
+# need (a warm-up once ran at half the rate of the run after it, and one and a half times
+# was too few), so scores and webhooks never become replays. The cap bounds the pool file
+# and wrk's memory.
+HEADROOM = 2.5
 MAX_BODIES = 60_000
 COUNTED_REQUESTS = 200
 BENCH_RATE_LIMIT_PER_MINUTE = 100_000_000
@@ -219,14 +221,24 @@ class Bench:
         rounds = []
         for number in range(1, self.options.rounds + 1):
             tag = f" #{number}"
-            base_c1 = self.measure(
-                "baseline" + tag, self.baseline, "/v1/score", 1, baseline_pool, fresh_ids=False
-            )
+
+            def baseline(connections: int, tag: str = tag) -> wrk.WrkResult:
+                return self.measure(
+                    "baseline" + tag,
+                    self.baseline,
+                    "/v1/score",
+                    connections,
+                    baseline_pool,
+                    fresh_ids=False,
+                )
+
+            # Every measured run sits between two baseline runs (see ``figures.Round``).
+            base_c1 = baseline(1)
             score_c1 = self.measure("/v1/score" + tag, self.service, "/v1/score", 1, score_pool)
-            base_c32 = self.measure(
-                "baseline" + tag, self.baseline, "/v1/score", 32, baseline_pool, fresh_ids=False
-            )
+            base_c1_after = baseline(1)
+            base_c32 = baseline(32)
             score_c32 = self.measure("/v1/score" + tag, self.service, "/v1/score", 32, score_pool)
+            base_c32_between = baseline(32)
             webhook_c32 = self.measure(
                 "webhook" + tag,
                 self.service,
@@ -235,7 +247,19 @@ class Bench:
                 webhook_pool,
                 SIGNATURE_HEADER,
             )
-            rounds.append(figures.Round(base_c1, score_c1, base_c32, score_c32, webhook_c32))
+            base_c32_after = baseline(32)
+            rounds.append(
+                figures.Round(
+                    base_c1,
+                    score_c1,
+                    base_c1_after,
+                    base_c32,
+                    score_c32,
+                    base_c32_between,
+                    webhook_c32,
+                    base_c32_after,
+                )
+            )
         backlog = int(self.redis.xlen(Keys(self.prefix).outbox))
         self.notes.append(
             f"Outbox entries not yet delivered to the file sink when the webhook run ended: "
