@@ -95,9 +95,9 @@ local now_arg = ARGV[1]
 local now = tonumber(now_arg)
 local write = ARGV[2] == '1'
 local widest = #windows
-local from = {}
-for w = 1, widest do from[w] = string.format('%d', now - windows[w]) end
-local past_widest = '(' .. from[widest]
+-- Each window's start as an exclusive bound: ZCOUNT's max for the members before it.
+local before = {}
+for w = 1, widest do before[w] = string.format('(%d', now - windows[w]) end
 local n = #KEYS - 1
 local meta = KEYS[#KEYS]
 local out = {}
@@ -139,15 +139,19 @@ for k = 1, n do
   local w = 1
   if size > 1 or (size == 1 and not inside) then
     -- Narrowest window first: once one holds the whole set, so does every wider one.
+    -- A window's count is the size less the members before its start: a set small
+    -- enough to be a listpack is walked from its oldest member, so this ZCOUNT stops at
+    -- the first member inside the window, where one of the window itself would walk
+    -- from the oldest member to the newest.
     local count
     repeat
-      count = redis.call('ZCOUNT', key, from[w], '+inf')
+      count = size - redis.call('ZCOUNT', key, '-inf', before[w])
       out[base + w] = count
       w = w + 1
     until count == size or w > widest
     -- The widest window's count is short of the size: some members are past it.
     if trim and count < size then
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', past_widest)
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', before[widest])
     end
   end
   for rest = w, widest do out[base + rest] = size end
