@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         "--seconds", type=whole_seconds, default=4, help="length of a measured run (s)"
     )
     parser.add_argument(
-        "--rounds", type=at_least_one, default=3, help="rounds of baseline and service runs"
+        "--rounds", type=at_least_one, default=5, help="rounds of baseline and service runs"
     )
     parser.add_argument("--warmup", type=whole_seconds, default=1, help="warm-up per run (s)")
     parser.add_argument(

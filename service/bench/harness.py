@@ -52,8 +52,9 @@ class Options:
     # wrk takes whole seconds only.
     seconds: int = 4
     warmup_seconds: int = 1
-    # Baseline and service runs take turns, round after round; figures are medians.
-    rounds: int = 3
+    # Baseline and service runs take turns, round after round; figures are medians. Five
+    # rounds: the median then stands two rounds taken in a slow moment, not just one.
+    rounds: int = 5
 
 
 Pool = Callable[[int], tuple[Path, int]]
