@@ -25,6 +25,7 @@ relation inside the narrowest window. An entity is one list, and a relation of o
 
 from __future__ import annotations
 
+import math
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
@@ -42,16 +43,24 @@ from service.reuse import (
     ReuseSnapshot,
 )
 
-_Relation = tuple[dict[str, int], list[int], list[str]]
+_Relation = tuple[dict[str, float], list[float], list[str]]
 """A relation in its general form: members with their times; and the same in Redis's rank
 order (by time, then member) as two parallel lists, times and members: windows are counted
 by bisecting the times, and the lowest rank is always first. Updating the newest member's
-time, the usual write, then allocates nothing."""
+time, the usual write, then allocates nothing.
+
+Times (and windows) are held as floats, in milliseconds all the same: a time since the
+epoch in milliseconds takes two of an int's 30-bit digits, which sends every comparison and
+subtraction of two of them down CPython's generic path (the interpreter specialises int
+operations for one-digit ints only), where floats have fast paths of their own. Integers
+below 2**53 are exact as floats, and so are their differences and comparisons, so every
+count and every rank stays the same. The device's first sighting, which leaves the store,
+stays an int."""
 
 _State = list[Any]
 """One entity, in one list: ``[last write, first sighting, IPQS blob, its time]``, then two
 items per relation slot: nothing (None, None), the relation's only member and its time
-(str, int), or the general form (``_Relation``, None). Three relations in four hold one
+(str, float), or the general form (``_Relation``, None). Three relations in four hold one
 member for good, and a store holds a great many entities, so both the usual entity and the
 usual relation cost no container of their own: fewer allocations per new entity, and far
 fewer objects for the garbage collector to walk and for the end of a run to free."""
@@ -141,8 +150,9 @@ class MemoryReuseStore:
             new_counts((0,) * outside + (1,) * (len(self._windows) - outside))
             for outside in range(len(self._windows) + 1)
         ]
-        self._widest = self._windows[-1]
-        self._narrowest = self._windows[0]
+        self._float_windows = tuple(map(float, self._windows))
+        # The counts of every window but the narrowest, for a relation the second holds whole.
+        self._wider = [new_counts((n,) * (len(self._windows) - 1)) for n in range(len(self._full))]
         # What a read (``write=False``) adds: no member of any kind.
         self._no_members = (None,) * len(MEMBER_KINDS)
 
@@ -227,17 +237,22 @@ class MemoryReuseStore:
         tabled = len(full)
         none, one = full[0], full[1]
         single = self._single
-        windows = self._windows
-        widest, narrowest_window = self._widest, self._narrowest
+        windows = self._float_windows
+        widest, narrowest_window = windows[-1], windows[0]
+        # With a single window, no time is at or after the second's start.
+        second_window = windows[1] if len(windows) > 1 else -math.inf
+        wider = self._wider
         absent = self._absent
-        ipqs_window = self._ipqs_window_ms
+        ipqs_window = float(self._ipqs_window_ms)
         for (space, entity_ids, members_of), now_ms, ipqs_blob in zip(
             inputs, moments, ipqs_blobs, strict=True
         ):
-            horizon = now_ms - widest
+            now = float(now_ms)  # see ``_Relation``: the store holds every time as a float
+            horizon = now - widest
             if entities and entities[next(iter(entities))][_LAST_WRITE] < horizon:
                 self._evict(horizon)
-            narrowest = now_ms - narrowest_window
+            narrowest = now - narrowest_window
+            second = now - second_window
             first: int | None = None
             blob: _Blob | None = None
             # No ``strict=``: a keyword sends ``zip`` through its argument parser, a tenth of
@@ -257,9 +272,9 @@ class MemoryReuseStore:
                         member = members_of[kind]
                         if member:
                             if state is None:
-                                state = entities[key] = [now_ms, now_ms, None, None, *_EMPTY]
+                                state = entities[key] = [now, now_ms, None, None, *_EMPTY]
                             state[at] = member
-                            state[time_at] = now_ms
+                            state[time_at] = now
                             counts += one
                         else:
                             counts += none
@@ -267,7 +282,7 @@ class MemoryReuseStore:
                         continue
                     if ipqs_blob and entity == "user":
                         state[_BLOB] = ipqs_blob
-                        state[_BLOB_AT] = now_ms
+                        state[_BLOB_AT] = now
                 else:
                     touched = False
                     for kind, at, time_at in gt_steps:
@@ -279,8 +294,8 @@ class MemoryReuseStore:
                                 continue
                             # The only member again (the usual write): newer still.
                             touched = True
-                            if now_ms > state[time_at]:
-                                state[time_at] = now_ms
+                            if now > state[time_at]:
+                                state[time_at] = now
                             counts += one
                             continue
                         if held.__class__ is not tuple:
@@ -288,7 +303,7 @@ class MemoryReuseStore:
                                 if member:
                                     touched = True
                                     state[at] = member
-                                    state[time_at] = now_ms
+                                    state[time_at] = now
                                     counts += one
                                 else:
                                     counts += none
@@ -298,7 +313,7 @@ class MemoryReuseStore:
                                 if time >= narrowest:
                                     counts += one
                                 else:
-                                    counts += single[bisect_left(windows, now_ms - time)]
+                                    counts += single[bisect_left(windows, now - time)]
                                 continue
                             # A second member joins: the relation takes the general form.
                             time = state[time_at]
@@ -310,39 +325,44 @@ class MemoryReuseStore:
                             if names[-1] == member:
                                 # The newest member again: newer still, and never a join, so
                                 # no trim.
-                                if now_ms > times[-1]:
-                                    members[member] = times[-1] = now_ms
+                                if now > times[-1]:
+                                    members[member] = times[-1] = now
                             elif (previous := members.get(member)) is None:
                                 # ZADD GT of a new member, then the trims by time and by rank.
-                                members[member] = now_ms
+                                members[member] = now
                                 newest = times[-1]
-                                if newest < now_ms or (newest == now_ms and names[-1] < member):
-                                    times.append(now_ms)  # the usual join: the newest member
+                                if newest < now or (newest == now and names[-1] < member):
+                                    times.append(now)  # the usual join: the newest member
                                     names.append(member)
                                 else:
-                                    _insert(times, names, now_ms, member)
+                                    _insert(times, names, now, member)
                                 # ``_trim`` drops nothing from a set whose oldest member is
                                 # inside the horizon and that is within the cap.
                                 size = len(times)
                                 if (size > _LAZY and times[0] < horizon) or size > cap:
                                     _trim(members, times, names, horizon, cap)
-                            elif now_ms > previous:
-                                members[member] = now_ms
+                            elif now > previous:
+                                members[member] = now
                                 _remove(times, names, previous, member)
-                                _insert(times, names, now_ms, member)
+                                _insert(times, names, now, member)
                                 # Redis trims only when a member joins (ZADD answers 1).
                         # Members at or after each window's start; when the oldest is inside
                         # the narrowest window, all of them are in every window.
                         size = len(times)
                         if times[0] >= narrowest and size < tabled:
                             counts += full[size]
+                        elif times[0] >= second and size < tabled:
+                            # A window holding the oldest member holds them all: when the
+                            # second does, only the narrowest is searched (the usual case), and
+                            # the rest is one block (an ``append`` parses its argument: three
+                            # cost four times what a concatenation does).
+                            counts.append(size - bisect_left(times, narrowest))
+                            counts += wider[size]
                         else:
-                            # A window holding the oldest member holds them all: only one that
-                            # starts after it is searched (often none but the narrowest).
-                            age = now_ms - times[0]
+                            age = now - times[0]
                             for window in windows:
                                 counts.append(
-                                    size - bisect_left(times, now_ms - window)
+                                    size - bisect_left(times, now - window)
                                     if window < age
                                     else size
                                 )
@@ -356,7 +376,7 @@ class MemoryReuseStore:
                                 if member:
                                     touched = True
                                     state[at] = member
-                                    state[time_at] = now_ms
+                                    state[time_at] = now
                                     counts += one
                                 else:
                                     counts += none
@@ -368,7 +388,7 @@ class MemoryReuseStore:
                                 if time >= narrowest:
                                     counts += one
                                 else:
-                                    counts += single[bisect_left(windows, now_ms - time)]
+                                    counts += single[bisect_left(windows, now - time)]
                                 continue
                             time = state[time_at]
                             held = state[at] = ({held: time}, [time], [held])
@@ -377,24 +397,27 @@ class MemoryReuseStore:
                         if member:
                             touched = True
                             if member not in members:
-                                members[member] = now_ms
+                                members[member] = now
                                 newest = times[-1]
-                                if newest < now_ms or (newest == now_ms and names[-1] < member):
-                                    times.append(now_ms)
+                                if newest < now or (newest == now and names[-1] < member):
+                                    times.append(now)
                                     names.append(member)
                                 else:
-                                    _insert(times, names, now_ms, member)
+                                    _insert(times, names, now, member)
                                 size = len(times)
                                 if (size > _LAZY and times[0] < horizon) or size > cap:
                                     _trim(members, times, names, horizon, cap)
                         size = len(times)
                         if times[0] >= narrowest and size < tabled:
                             counts += full[size]
+                        elif times[0] >= second and size < tabled:
+                            counts.append(size - bisect_left(times, narrowest))
+                            counts += wider[size]
                         else:
-                            age = now_ms - times[0]
+                            age = now - times[0]
                             for window in windows:
                                 counts.append(
-                                    size - bisect_left(times, now_ms - window)
+                                    size - bisect_left(times, now - window)
                                     if window < age
                                     else size
                                 )
@@ -403,19 +426,19 @@ class MemoryReuseStore:
                             state[_FIRST] = now_ms
                         if ipqs_blob and entity == "user":
                             state[_BLOB] = ipqs_blob
-                            state[_BLOB_AT] = now_ms
-                        state[_LAST_WRITE] = now_ms
+                            state[_BLOB_AT] = now
+                        state[_LAST_WRITE] = now
                         entities.move_to_end(key)
                 if entity == "device":
                     first = state[_FIRST]
                 elif entity == "user":
                     blob_at = state[_BLOB_AT]
-                    if blob_at is not None and now_ms - ipqs_window <= blob_at <= now_ms:
+                    if blob_at is not None and now - ipqs_window <= blob_at <= now:
                         blob = state[_BLOB]
             first_seen.append(first)
             joined.append(blob)
 
-    def _evict(self, horizon: int) -> None:
+    def _evict(self, horizon: float) -> None:
         """Entities written before ``horizon``, from the front (the least recently written),
         up to the first one written since."""
         entities = self._entities
@@ -426,7 +449,7 @@ class MemoryReuseStore:
             del entities[key]
 
 
-def _insert(times: list[int], names: list[str], at: int, member: str) -> None:
+def _insert(times: list[float], names: list[str], at: float, member: str) -> None:
     """``member`` at time ``at``, in rank order: by time, then member."""
     low = bisect_left(times, at)
     position = bisect_left(names, member, low, bisect_right(times, at, low))
@@ -434,7 +457,7 @@ def _insert(times: list[int], names: list[str], at: int, member: str) -> None:
     names.insert(position, member)
 
 
-def _remove(times: list[int], names: list[str], at: int, member: str) -> None:
+def _remove(times: list[float], names: list[str], at: float, member: str) -> None:
     """``member``, which is ranked at time ``at``."""
     low = bisect_left(times, at)
     position = bisect_left(names, member, low, bisect_right(times, at, low))
@@ -442,7 +465,7 @@ def _remove(times: list[int], names: list[str], at: int, member: str) -> None:
 
 
 def _trim(
-    members: dict[str, int], times: list[int], names: list[str], horizon: int, cap: int
+    members: dict[str, float], times: list[float], names: list[str], horizon: float, cap: int
 ) -> None:
     """What the reuse script does when a member joins: members older than ``horizon`` go
     once the set holds more than ``_LAZY``, then the lowest ranks past ``cap``."""
@@ -451,7 +474,9 @@ def _trim(
     _drop_first(members, times, names, len(times) - cap)
 
 
-def _drop_first(members: dict[str, int], times: list[int], names: list[str], count: int) -> None:
+def _drop_first(
+    members: dict[str, float], times: list[float], names: list[str], count: int
+) -> None:
     if count > 0:
         for name in names[:count]:
             del members[name]

@@ -12,7 +12,14 @@ import numpy.typing as npt
 
 from service.app import load_model
 from service.decode import decode_event
-from service.features import FeatureInput, FeatureRows, FeatureSpec
+from service.features import (
+    _REUSE_ARRAY,
+    FeatureInput,
+    FeatureRows,
+    FeatureSpec,
+    _log1p_above_one,
+    _reuse_matrix,
+)
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
 from service.observation import IpqsSignals, Observation, Signals, Source
@@ -140,3 +147,14 @@ def test_the_matrix_equals_every_features_own_transform_on_edge_cases() -> None:
 
 def test_the_matrix_of_no_rows_is_empty() -> None:
     assert SPEC.matrix(rows_of([])).shape == (0, len(SPEC))
+
+
+def test_reuse_block_lookup_is_the_transform_bit_for_bit() -> None:
+    """The chunk's reuse block is looked up in the table where it holds every count, and
+    computed past it: either way, the batch path's own expression, to the bit."""
+    inside = np.arange(len(_REUSE_ARRAY), dtype=np.int64).reshape(-1, 32)
+    past = inside + len(_REUSE_ARRAY) - 7  # a few counts the table holds, the rest past it
+    for counts in (inside, past, inside[:0]):
+        looked_up, computed = _reuse_matrix(counts), _log1p_above_one(counts)
+        assert looked_up.shape == computed.shape
+        assert looked_up.tobytes() == computed.tobytes()
