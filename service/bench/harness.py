@@ -16,7 +16,7 @@ from pathlib import Path
 import redis
 
 from service.bench import figures, micro, probe, wrk
-from service.bench.machine import describe
+from service.bench.machine import cpu_times, describe
 from service.bench.payloads import (
     API_KEY,
     SIGNATURE_HEADER,
@@ -146,9 +146,14 @@ class Bench:
         wanted = math.ceil(warm.rate * self.options.seconds * HEADROOM)
         pool_path, size = pool(min(MAX_BODIES, max(WARMUP_BODIES, wanted)))
         load = wrk.Load(url, connections, threads, self.options.seconds, pool_path, header)
-        cpu_before = server.cpu_seconds()
+        cpu_before, machine_before = server.cpu_seconds(), cpu_times()
         result = wrk.run(self.wrk, self.script, load)
-        cpu_after = server.cpu_seconds()
+        cpu_after, machine_after = server.cpu_seconds(), cpu_times()
+        stolen = (
+            machine_before.steal_share(machine_after)
+            if machine_before is not None and machine_after is not None
+            else None
+        )
         self._discard(pool_path)
         cpu_ms = (
             (cpu_after - cpu_before) * 1000 / result.requests
@@ -157,12 +162,13 @@ class Bench:
         )
         command = ["wrk", *load.command(self.wrk, self.script)[1:]]
         self.runs.append(
-            Run(label, connections, threads, size, shlex.join(command), result, cpu_ms)
+            Run(label, connections, threads, size, shlex.join(command), result, cpu_ms, stolen)
         )
         print(
             f"  {label:<13} c={connections:<3} {result.rate:>7,.0f} req/s  "
             f"p50 {result.p50_us / 1000:6.2f} ms  p99 {result.p99_us / 1000:6.2f} ms  "
             f"server CPU {cpu_ms if cpu_ms is not None else float('nan'):5.2f} ms/req  "
+            f"stolen {stolen if stolen is not None else float('nan'):5.1%}  "
             f"errors {result.errors.total}",
             flush=True,
         )
@@ -260,6 +266,13 @@ class Bench:
                     webhook_c32,
                     base_c32_after,
                 )
+            )
+        stolen = [run.steal_share for run in self.runs if run.steal_share is not None]
+        if stolen:
+            self.notes.append(
+                f"CPU time stolen by the hypervisor during the measured runs: "
+                f"{min(stolen):.1%}-{max(stolen):.1%} of the machine's (each run's in the "
+                "wrk table)"
             )
         backlog = int(self.redis.xlen(Keys(self.prefix).outbox))
         self.notes.append(

@@ -43,6 +43,38 @@ def _proc_field(path: str, name: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class CpuTimes:
+    """The whole machine's CPU time so far (``/proc/stat``, in clock ticks): all of it, and
+    the part the hypervisor gave to other guests while this one wanted to run (steal)."""
+
+    total: int
+    steal: int
+
+    def steal_share(self, later: CpuTimes) -> float | None:
+        """The share of the time between ``self`` and ``later`` that was stolen."""
+        spent = later.total - self.total
+        return (later.steal - self.steal) / spent if spent > 0 else None
+
+
+def parse_cpu_times(stat: str) -> CpuTimes | None:
+    """The aggregate ``cpu`` line of ``/proc/stat``: user nice system idle iowait irq
+    softirq steal [guest guest_nice]; guest time is already counted in user and nice."""
+    for line in stat.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu" and len(fields) >= 9:
+            ticks = [int(value) for value in fields[1:9]]
+            return CpuTimes(total=sum(ticks), steal=ticks[7])
+    return None
+
+
+def cpu_times() -> CpuTimes | None:
+    try:
+        return parse_cpu_times(Path("/proc/stat").read_text())
+    except OSError:
+        return None
+
+
 def _wrk_version(wrk: str) -> str:
     # wrk has no version flag: an unknown one prints the usage, headed by the version.
     done = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)

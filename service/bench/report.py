@@ -48,6 +48,9 @@ class Run:
     result: WrkResult
     # Server process CPU per request: near the request's latency at c=1 means CPU-bound.
     cpu_ms_per_request: float | None
+    # The machine's CPU time stolen by the hypervisor during the run (a share of all of it):
+    # a run with much of it measured the neighbours as much as the code.
+    steal_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,16 +90,17 @@ def _ms(microseconds: float) -> str:
 def runs_table(runs: list[Run]) -> list[str]:
     lines = [
         "| run | connections | threads | distinct bodies | requests | seconds | req/s "
-        "| p50 ms | p90 ms | p99 ms | server CPU ms/req | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| p50 ms | p90 ms | p99 ms | server CPU ms/req | CPU stolen | errors |",
+        "| --- " + "| ---: " * 12 + "|",
     ]
     for run in runs:
         r = run.result
         cpu = f"{run.cpu_ms_per_request:.2f}" if run.cpu_ms_per_request is not None else "n/a"
+        stolen = f"{run.steal_share:.1%}" if run.steal_share is not None else "n/a"
         lines.append(
             f"| {run.label} | {run.connections} | {run.threads} | {run.pool_size} | "
             f"{r.requests} | {r.duration_us / 1e6:.2f} | {r.rate:.0f} | {_ms(r.p50_us)} | "
-            f"{_ms(r.p90_us)} | {_ms(r.p99_us)} | {cpu} | {r.errors.total} |"
+            f"{_ms(r.p90_us)} | {_ms(r.p99_us)} | {cpu} | {stolen} | {r.errors.total} |"
         )
     return lines
 
