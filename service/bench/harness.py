@@ -172,6 +172,14 @@ class Bench:
             f"errors {result.errors.total}",
             flush=True,
         )
+        if result.errors.total:
+            # Which kind, so a refused or failed answer is told from a slow one.
+            e = result.errors
+            self.notes.append(
+                f"{label} c={connections}: {e.total} errors of {result.requests} requests "
+                f"(connect {e.connect}, read {e.read}, write {e.write}, non-2xx status "
+                f"{e.status}, timeout {e.timeout})"
+            )
         if fresh_ids and result.requests > size:
             self.notes.append(
                 f"{label} c={connections} sent {result.requests} requests from {size} distinct "
