@@ -15,12 +15,12 @@ queues an identify per re-scored user or visitor in the Segment outbox, with the
 historic timestamp and a deterministic messageId.
 
 Events are scored a chunk at a time, each step over the whole chunk before the next: lines
-are decoded a block at a time; a chunk's identifiers are hashed, then fed to the store, then
-turned into one feature matrix (``FeatureSpec.matrix``), scored and ranked for reasons by
-numpy (``RiskModel.scores`` / ``ranked_reasons``), and encoded. Besides the numpy work,
-keeping one step's code and data hot in the processor's caches is most of the gain over
-doing every step event by event. Every chunk-wide step equals its single-row counterpart
-(tests hold them equal), so the output is what ``Scorer`` gives event by event.
+are decoded a block at a time; a chunk's identifiers are named (``MemoPolicy``), then fed
+to the store, then turned into one feature matrix (``FeatureSpec.matrix``), scored and
+ranked for reasons by numpy (``RiskModel.scores`` / ``top_reasons``), and encoded. Besides
+the numpy work, keeping one step's code and data hot in the processor's caches is most of
+the gain over doing every step event by event. Every chunk-wide step equals its single-row
+counterpart (tests hold them equal), so the output is what ``Scorer`` gives event by event.
 """
 
 from __future__ import annotations
