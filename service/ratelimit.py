@@ -13,9 +13,13 @@ from typing import Any
 
 from service.errors import RiskwireError
 from service.keys import Keys
-from service.lua import Command
+from service.lua import Sendable
+from service.resp import packed
 
 WINDOW_MS = 60_000
+# API key ids whose current window's commands are kept packed: one per configured key in
+# service; past this many (only a caller inventing ids) the memo starts over.
+_MEMO_KEYS = 1024
 
 
 class TooManyRequests(RiskwireError):
@@ -31,18 +35,28 @@ class RateLimiter:
     def __init__(self, keys: Keys, per_minute: int) -> None:
         self._keys = keys
         self.per_minute = per_minute
+        # By API key id: its current window and that window's commands, packed. A key's
+        # commands are the same for a whole minute, so they are packed once per minute.
+        self._packed: dict[str, tuple[int, tuple[Sendable, ...]]] = {}
 
     @property
     def enabled(self) -> bool:
         return self.per_minute > 0
 
-    def commands(self, api_key_id: str, now_ms: int) -> list[Command]:
+    def commands(self, api_key_id: str, now_ms: int) -> tuple[Sendable, ...]:
         """Count one request in the key's current window: the counter is created with its
         expiry if it is not there yet, then incremented (INCR keeps the expiry). Plain
         commands: as a script they cost Redis more in call overhead than in work."""
         window = now_ms // WINDOW_MS
+        known = self._packed.get(api_key_id)
+        if known is not None and known[0] == window:
+            return known[1]
         key = f"{self._keys.prefix}:{{rl:{api_key_id}}}:{window}"
-        return [("SET", key, 0, "PX", WINDOW_MS * 2, "NX"), ("INCR", key)]
+        commands = (packed(("SET", key, 0, "PX", WINDOW_MS * 2, "NX")), packed(("INCR", key)))
+        if len(self._packed) >= _MEMO_KEYS:
+            self._packed.clear()
+        self._packed[api_key_id] = (window, commands)
+        return commands
 
     def check(self, replies: Sequence[Any], now_ms: int) -> None:
         """Raise 429 with the seconds until the window turns when the count ``commands``

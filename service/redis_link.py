@@ -33,7 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.lua import Command, pack
+from service.lua import Command, Sendable, pack
 
 
 class PooledLink:
@@ -42,7 +42,7 @@ class PooledLink:
     def __init__(self, redis: Redis) -> None:
         self._pool = redis.connection_pool
 
-    async def round_trip(self, commands: Sequence[Command]) -> list[Any]:
+    async def round_trip(self, commands: Sequence[Sendable]) -> list[Any]:
         connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             await connection.send_packed_command(pack(commands), check_health=False)
@@ -145,7 +145,7 @@ class MultiplexedLink:
         self._connecting: asyncio.Task[_Wire] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    async def round_trip(self, commands: Sequence[Command]) -> list[Any]:
+    async def round_trip(self, commands: Sequence[Sendable]) -> list[Any]:
         # Packed before anything is queued: a batch that cannot be packed must not leave a
         # waiting entry behind, which would take the next batch's replies.
         if not commands:  # nothing to send: no reply would ever settle its entry

@@ -32,8 +32,9 @@ import msgspec
 from redis.asyncio import Redis
 
 from service.keys import ENTITY_NAME, Keys
-from service.lua import Command, Link, LuaScript, execute
+from service.lua import Link, LuaScript, Sendable, execute
 from service.redis_link import PooledLink
+from service.resp import KeyedCall
 
 Entity = Literal["device", "user", "ip"]
 Mode = Literal["gt", "nx"]
@@ -249,12 +250,13 @@ class ReuseSnapshot(msgspec.Struct, frozen=True):
 
 class _Plan(NamedTuple):
     """How one entity's script is called for one device id space, worked out once: the
-    hot path then only joins the entity id into the keys and reads members off the refs."""
+    hot path then only joins the entity id into the call's template and reads members off
+    the refs."""
 
     entity: Entity
-    script: LuaScript
-    tag: str  # what every key starts with, up to the entity id
-    suffixes: tuple[str, ...]  # after the entity id: the relations' sets, then the meta hash
+    # EVALSHA: the keys (the relations' sets, then the meta hash) around the entity id, then
+    # now, the write flag, one member per relation and the IPQS blob.
+    call: KeyedCall
     members: Callable[[EntityRefs], tuple[str | None, ...]]  # one per relation
     zeros: tuple[int, ...]  # the entity's counts when the observation does not name it
     joins_ipqs: bool
@@ -310,31 +312,21 @@ class ReuseStore:
         *,
         write: bool = True,
         ipqs_blob: bytes | None = None,
-        also: Sequence[Command] = (),
+        also: Sequence[Sendable] = (),
         also_scripts: Sequence[LuaScript] = (),
     ) -> tuple[ReuseSnapshot, list[Any]]:
         """``observe``, with ``also`` sent in the same round trip; their replies second."""
         plans = self._plans[refs.device_space]
         # In ``ENTITIES`` order; the user is the user id, else the email.
         entity_ids = (refs.device, refs.user or refs.email, refs.ip)
-        commands: list[Command] = []
-        flag = "1" if write else "0"
+        commands: list[Sendable] = []
+        # The arguments every call starts with: now (as Redis would format it), write flag.
+        lead = (str(now_ms), "1" if write else "0")
         for plan, entity_id in zip(plans, entity_ids, strict=True):
             if entity_id is None:
                 continue
-            base = plan.tag + entity_id
-            commands.append(
-                (
-                    "EVALSHA",
-                    plan.script.sha,
-                    len(plan.suffixes),
-                    *[base + suffix for suffix in plan.suffixes],
-                    now_ms,
-                    flag,
-                    *[member or "" for member in plan.members(refs)],
-                    ipqs_blob if plan.joins_ipqs and ipqs_blob else b"",
-                )
-            )
+            blob = ipqs_blob if plan.joins_ipqs and ipqs_blob else b""
+            commands.append(plan.call.pack(entity_id, lead + plan.members(refs), blob))
         if not commands and not also:
             return ReuseSnapshot([count for plan in plans for count in plan.zeros]), []
         replies = await execute(self._link, [*commands, *also], [*self._scripts, *also_scripts])
@@ -364,11 +356,15 @@ def _plan(keys: Keys, entity: Entity, space: DeviceSpace, script: LuaScript, wid
     kinds = [kind for _, kind, _ in relations]
     # attrgetter of one name answers the value, not a 1-tuple.
     members = attrgetter(*kinds) if len(kinds) > 1 else (lambda refs: (getattr(refs, kinds[0]),))
+    suffixes = [ENTITY_NAME + name for name in [*set_names, "meta"]]
     return _Plan(
         entity=entity,
-        script=script,
-        tag=keys.entity_head(entity),
-        suffixes=tuple(ENTITY_NAME + name for name in [*set_names, "meta"]),
+        call=KeyedCall(
+            ("EVALSHA", script.sha, len(suffixes)),
+            keys.entity_head(entity),
+            suffixes,
+            width=2 + len(relations),
+        ),
         members=members,
         zeros=(0,) * (len(relations) * width),
         joins_ipqs=entity == "user",

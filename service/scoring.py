@@ -12,7 +12,7 @@ from service.features import FeatureInput, FeatureSpec
 from service.history import HistoryEntry
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
-from service.lua import Command, LuaScript
+from service.lua import LuaScript, Sendable
 from service.model import Reason, Risk, RiskModel, Row, Thresholds
 from service.observation import IpqsSignals, Observation
 from service.reuse import RELATION_NAMES, EntityRefs, ReuseSnapshot, ReuseStore
@@ -92,7 +92,7 @@ class Scorer:
         now: datetime | None = None,
         count_event: bool = True,
         before_scoring: Callable[[list[Any]], None] | None = None,
-        also: Sequence[Command] = (),
+        also: Sequence[Sendable] = (),
         also_scripts: Sequence[LuaScript] = (),
     ) -> Assessment:
         """Record the observation's identifiers in Redis, read the counts back, and score.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -10,7 +12,10 @@ from redis.crc import key_slot
 
 from service.identifiers import IdentifierPolicy
 from service.keys import Keys
-from service.reuse import EntityRefs, ReuseStore, key_ttl_ms
+from service.lua import Sendable
+from service.redis_link import PooledLink
+from service.resp import KeyedCall
+from service.reuse import EntityRefs, ReuseSnapshot, ReuseStore, key_ttl_ms
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -219,3 +224,61 @@ async def test_hashed_identifiers_leave_no_raw_value_in_redis(
     assert dump  # something was written
     for value in [*raw.values(), "request-1", "jane.doe", "203.0.113"]:
         assert value.encode() not in dump
+
+
+class _Counting:
+    """A link that counts the commands it carries already packed."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._link = PooledLink(redis)
+        self.packed = 0
+
+    async def round_trip(self, commands: Sequence[Sendable]) -> list[Any]:
+        self.packed += sum(isinstance(command, bytes) for command in commands)
+        return await self._link.round_trip(commands)
+
+
+@pytest.mark.parametrize("tag", ["", "-é"], ids=["ascii-prefix", "non-ascii-prefix"])
+async def test_templated_and_generic_calls_answer_the_same_counts(
+    redis_client: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch, tag: str
+) -> None:
+    """The same stream through templated RESP and through hiredis-packed tuples, each under
+    its own prefix: every snapshot alike. Ids are hashed (16 characters) or short; members
+    include non-ASCII text and blobs binary bytes, which the template hands to hiredis."""
+    rng = random.Random(7)
+    policy = IdentifierPolicy(b"k" * 32)
+
+    def pick(kind: str, pool: int) -> str | None:
+        roll = rng.random()
+        if roll < 0.15:
+            return None
+        value = f"{kind}{rng.randint(1, pool)}"
+        return value if roll < 0.3 else (value + "ß" if roll < 0.35 else policy.digest(kind, value))
+
+    stream = [
+        (
+            EntityRefs(
+                device=pick("d", 8), user=pick("u", 12), email=pick("e", 12), ip=pick("i", 8),
+                country=rng.choice(["FR", "DE", "ÅX", None]), linked=pick("l", 5),
+                event=policy.digest("r", str(n)),
+            ),
+            T0 + n * 60_000,
+            rng.choice([None, None, b"\x00\r\n\xff" + rng.randbytes(8)]),
+        )
+        for n in range(300)
+    ]  # fmt: skip
+
+    async def run(name: str) -> tuple[list[ReuseSnapshot], int]:
+        link = _Counting(redis_client)
+        store = ReuseStore(
+            redis_client, Keys(name), windows_ms=WINDOWS, cap=5, ipqs_window_ms=HOUR, link=link
+        )
+        snaps = [await store.observe(refs, at, ipqs_blob=blob) for refs, at, blob in stream]
+        return snaps, link.packed
+
+    templated, packed = await run(prefix + tag)
+    with monkeypatch.context() as patch:
+        patch.setattr(KeyedCall, "pack", KeyedCall.command)
+        generic, none = await run(f"{prefix}:generic{tag}")
+    assert templated == generic
+    assert packed > 300 and none == 0
