@@ -276,7 +276,8 @@ async def test_templated_and_generic_calls_answer_the_same_counts(
         snaps = [await store.observe(refs, at, ipqs_blob=blob) for refs, at, blob in stream]
         return snaps, link.packed
 
-    templated, packed = await run(prefix + tag)
+    # Both prefixes under ``prefix:``, which the fixture deletes afterwards.
+    templated, packed = await run(f"{prefix}:templated{tag}")
     with monkeypatch.context() as patch:
         patch.setattr(KeyedCall, "pack", KeyedCall.command)
         generic, none = await run(f"{prefix}:generic{tag}")
