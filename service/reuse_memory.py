@@ -19,9 +19,9 @@ written out flat: the relations of each entity are a precomputed plan, and the u
 take a shortcut that gives the same result as the general path — the only member of a
 relation written again, a member appended at the newest rank, and every member of a
 relation inside the narrowest window (or the second: then only the narrowest is searched).
-An entity is one list, and a relation of one member
-(most of them) two items of it, until a second member joins
-(``tests/unit/test_reuse_memory.py`` holds the store to a plain model of the definition).
+An entity is one list, and a relation of one member (most of them) two items of it,
+until a second member joins (``tests/unit/test_reuse_memory.py`` holds the store to a plain
+model of the definition).
 """
 
 from __future__ import annotations
