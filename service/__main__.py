@@ -31,6 +31,7 @@ def _run(settings: Settings) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.http_protocol import OneWriteProtocol
     from service.model import ModelError
     from service.redis_server import LocalRedis, embedded_binary, local_port, redis_answers
 
@@ -60,6 +61,7 @@ def _run(settings: Settings) -> int:
             app,
             host=settings.host,
             port=settings.port,
+            http=OneWriteProtocol,
             log_level=settings.log_level.lower(),
             # uvicorn's own lines (start-up, access log, errors) go through the JSON handler
             # configured above instead of its plain-text default.

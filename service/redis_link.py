@@ -79,8 +79,11 @@ def _error(value: hiredis.ReplyError) -> Exception:
 class _Wire(asyncio.Protocol):
     """One connection's bytes: parses replies and hands them to the waiting batches."""
 
-    def __init__(self, link: MultiplexedLink) -> None:
+    def __init__(self, link: MultiplexedLink, loop: asyncio.AbstractEventLoop) -> None:
         self._link = link
+        # Kept: ``asyncio.get_running_loop()`` makes a getpid system call each time on
+        # Python 3.11, once per batch on the request path.
+        self.loop = loop
         self._reader = hiredis.Reader()
         self.transport: asyncio.Transport | None = None
         self.waiting: deque[_Waiting] = deque()
@@ -156,7 +159,7 @@ class MultiplexedLink:
             wire = await self._connect()
             if wire.closed:  # lost between connecting and now
                 raise RedisConnectionError("connection to Redis lost")
-        loop = asyncio.get_running_loop()
+        loop = wire.loop
         future: asyncio.Future[list[Any]] = loop.create_future()
         wire.waiting.append(_Waiting(future, len(commands), loop.time() + self._timeout_s))
         if not wire.outgoing:
@@ -204,12 +207,12 @@ class MultiplexedLink:
             async with asyncio.timeout(self._timeout_s):
                 if "path" in options:
                     _, wire = await loop.create_unix_connection(
-                        lambda: _Wire(self), options["path"]
+                        lambda: _Wire(self, loop), options["path"]
                     )
                 else:
                     secure = options.get("connection_class") is SSLConnection
                     _, wire = await loop.create_connection(
-                        lambda: _Wire(self),
+                        lambda: _Wire(self, loop),
                         options.get("host", "127.0.0.1"),
                         options.get("port", 6379),
                         ssl=ssl.create_default_context() if secure else None,

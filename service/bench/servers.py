@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from service.bench.payloads import REPO_ROOT
+from service.http_protocol import UVICORN_HTTP
 from service.redis_server import free_port
 
 SERVICE_FACTORY = "service.app:app_from_env"
@@ -40,6 +41,10 @@ def uvicorn_command(factory: str, port: int) -> list[str]:
         "--no-access-log",
         "--log-level",
         "warning",
+        # Both servers: the baseline keeps the production HTTP layer, so the ratio stays the
+        # service's own work.
+        "--http",
+        UVICORN_HTTP,
     ]
 
 

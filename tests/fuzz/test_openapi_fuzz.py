@@ -23,6 +23,7 @@ from schemathesis.core.result import Err
 from schemathesis.generation import GenerationMode
 from schemathesis.schemas import APIOperation
 
+from service.http_protocol import UVICORN_HTTP
 from service.redis_server import free_port
 
 API_KEY = "fuzz-key"
@@ -47,6 +48,7 @@ def server(redis_url: str) -> Iterator[str]:
     }
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "service.app:app_from_env",
+        "--http", UVICORN_HTTP,
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from service.http_protocol import UVICORN_HTTP
 from service.redis_server import free_port
 from service.settings import Settings
 from tests.conftest import WRITE_KEY
@@ -43,6 +44,7 @@ class Service:
     def start(self, consumer: str) -> None:
         command = [
             sys.executable, "-m", "uvicorn", "--factory", "service.app:app_from_env",
+            "--http", UVICORN_HTTP,
             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
         ]  # fmt: skip
         env = {**self.env, "RISKWIRE_FORWARDER_CONSUMER": consumer}

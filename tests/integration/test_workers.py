@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from service.http_protocol import UVICORN_HTTP
 from service.redis_server import free_port
 from service.settings import Settings
 from tests.conftest import WRITE_KEY
@@ -34,6 +35,7 @@ def test_two_workers_deliver_each_message_once(
     }  # no hash key: both workers must agree on the generated one through Redis
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "service.app:app_from_env",
+        "--http", UVICORN_HTTP,
         "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level", "warning",
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
