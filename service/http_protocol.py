@@ -3,7 +3,7 @@
 uvicorn writes a response's head (status line and headers) and its body separately: two
 ``send`` calls and two TCP segments per answer, and a client that reads the head first
 is woken twice. On the benchmark's virtual machine a ``send`` that wakes its reader is
-the dearest system call there is (perf, /v1/score at c=1: ``sock_def_readable`` waking
+the most expensive system call there is (perf, /v1/score at c=1: ``sock_def_readable`` waking
 the peer was a fifth of the server's CPU samples), so the head waits for the body here.
 
 The head is held, never reordered or dropped: it leaves with the next write, before a
@@ -52,7 +52,10 @@ class HeldHead:
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held)
+            # A peer that went away between the head and the loop pass: uvloop refuses a
+            # write to a closed transport, and there is nobody left to read it.
+            if not self._transport.is_closing():
+                self._transport.write(held)
 
     def close(self) -> None:
         self.flush()

@@ -24,6 +24,7 @@ class Recording:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, bytes]] = []
+        self.closing = False
 
     def write(self, data: bytes) -> None:
         self.calls.append(("write", bytes(data)))
@@ -38,7 +39,7 @@ class Recording:
         self.calls.append(("write_eof", b""))
 
     def is_closing(self) -> bool:
-        return False
+        return self.closing
 
 
 async def _held() -> tuple[HeldHead, Recording]:
@@ -80,6 +81,14 @@ async def test_close_and_eof_send_the_held_head_first_and_abort_drops_it() -> No
     held.abort()
     await asyncio.sleep(0)
     assert recording.calls == [("abort", b"")]
+
+
+async def test_a_head_held_while_the_peer_went_away_is_not_written() -> None:
+    held, recording = await _held()
+    held.write(HEAD)
+    recording.closing = True
+    await asyncio.sleep(0)
+    assert recording.calls == []
 
 
 async def test_other_writes_pass_straight_through_and_the_rest_is_the_transports() -> None:
