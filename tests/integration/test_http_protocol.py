@@ -7,7 +7,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -101,10 +101,8 @@ async def test_other_writes_pass_straight_through_and_the_rest_is_the_transports
 
 # -- through uvicorn ------------------------------------------------------------------------
 
-Released = threading.Event
 
-
-async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def _app(scope: dict[str, Any], receive: Any, send: Any, released: threading.Event) -> None:
     assert scope["type"] == "http"
     body = b""
     while True:
@@ -120,7 +118,6 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/stream":
         # The head goes first and the body waits until the client has seen it: a head held
         # for the body would leave both waiting for ever.
-        released: Released = scope["state"]["released"]
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await asyncio.get_running_loop().run_in_executor(None, released.wait, 5)
         await send({"type": "http.response.body", "body": b"late", "more_body": True})
@@ -131,13 +128,12 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[int, Released]]:
+def server() -> Iterator[tuple[int, threading.Event]]:
     port = free_port()
-    released = Released()
+    released = threading.Event()
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        scope["state"] = {"released": released}
-        await _app(scope, receive, send)
+        await _app(scope, receive, send, released)
 
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, http=OneWriteProtocol, lifespan="off", log_level="error"
@@ -157,28 +153,43 @@ def server() -> Iterator[tuple[int, Released]]:
         thread.join(timeout=10)
 
 
+def _receive_until(
+    sock: socket.socket, buffer: bytearray, enough: Callable[[bytearray], bool]
+) -> None:
+    """Appends what arrives to ``buffer`` until ``enough`` (the socket's timeout fails it)."""
+    while not enough(buffer):
+        buffer += sock.recv(65536)
+
+
+def _has_head(buffer: bytearray) -> bool:
+    return b"\r\n\r\n" in buffer
+
+
+def _has_last_chunk(buffer: bytearray) -> bool:
+    return buffer.endswith(b"0\r\n\r\n")
+
+
 def _read_response(sock: socket.socket, buffer: bytearray) -> bytes:
     """One response off the connection (content-length or chunked), leaving what follows."""
-    while b"\r\n\r\n" not in buffer:
-        buffer += sock.recv(65536)
+    _receive_until(sock, buffer, _has_head)
     head, _, _ = bytes(buffer).partition(b"\r\n\r\n")
     end = len(head) + 4
     lowered = head.lower()
     if b"transfer-encoding: chunked" in lowered:
-        while not buffer.endswith(b"0\r\n\r\n"):
-            buffer += sock.recv(65536)
+        _receive_until(sock, buffer, _has_last_chunk)
         end = len(buffer)
     elif b"content-length:" in lowered:
         length = int(lowered.split(b"content-length:")[1].split(b"\r\n")[0])
-        while len(buffer) < end + length:
-            buffer += sock.recv(65536)
+        _receive_until(sock, buffer, lambda received: len(received) >= end + length)
         end += length
     response = bytes(buffer[:end])
     del buffer[:end]
     return response
 
 
-def test_keep_alive_responses_arrive_whole_and_in_order(server: tuple[int, Released]) -> None:
+def test_keep_alive_responses_arrive_whole_and_in_order(
+    server: tuple[int, threading.Event],
+) -> None:
     port, _ = server
     big = b"x" * 300_000  # past the socket buffer: the transport's flow control takes over
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -196,31 +207,28 @@ def test_keep_alive_responses_arrive_whole_and_in_order(server: tuple[int, Relea
         assert buffer == b""
 
 
-def test_interim_continue_then_the_answer(server: tuple[int, Released]) -> None:
+def test_interim_continue_then_the_answer(server: tuple[int, threading.Event]) -> None:
     port, _ = server
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(
             b"POST /echo HTTP/1.1\r\nhost: t\r\nexpect: 100-continue\r\ncontent-length: 4\r\n\r\n"
         )
         buffer = bytearray()
-        while b"\r\n\r\n" not in buffer:
-            buffer += sock.recv(65536)
+        _receive_until(sock, buffer, _has_head)
         assert bytes(buffer) == b"HTTP/1.1 100 Continue\r\n\r\n"
         buffer.clear()
         sock.sendall(b"body")
         assert _read_response(sock, buffer).endswith(b"\r\n\r\nbody")
 
 
-def test_a_head_whose_body_is_late_is_not_held_for_it(server: tuple[int, Released]) -> None:
+def test_a_head_whose_body_is_late_is_not_held_for_it(server: tuple[int, threading.Event]) -> None:
     port, released = server
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"GET /stream HTTP/1.1\r\nhost: t\r\n\r\n")
         buffer = bytearray()
-        while b"\r\n\r\n" not in buffer:
-            buffer += sock.recv(65536)  # times out (5 s) if the head waits for the body
+        _receive_until(sock, buffer, _has_head)  # times out (5 s) if the head waits for the body
         assert buffer.startswith(b"HTTP/1.1 200 OK\r\n")
         assert b"late" not in buffer
         released.set()
-        while not buffer.endswith(b"0\r\n\r\n"):
-            buffer += sock.recv(65536)
+        _receive_until(sock, buffer, _has_last_chunk)
         assert buffer.endswith(b"\r\n\r\n4\r\nlate\r\n0\r\n\r\n")
