@@ -295,3 +295,60 @@ def test_a_logistic_row_scores_as_its_numpy_definition_whether_list_or_array() -
         assert [(r.code, r.contribution) for r in as_list.reasons] == [
             (codes[i], round(-c, 4)) for c, i in order
         ]
+
+
+def _random_tree(rng: np.random.Generator, levels: int) -> Tree:
+    """A tree of at most ``levels`` levels whose leaves sit at any level, the root included."""
+    tree = Tree(feature=[], threshold=[], left=[], right=[], value=[])
+
+    def grow(level: int) -> int:
+        node = len(tree.feature)
+        for column in (tree.feature, tree.threshold, tree.left, tree.right, tree.value):
+            column.append(-2)
+        tree.value[node] = float(rng.normal())
+        if level < levels and rng.random() < 0.8:
+            tree.feature[node] = int(rng.integers(len(SPEC)))
+            tree.threshold[node] = float(rng.choice([0.0, 0.5, 1.0]))
+            tree.left[node] = grow(level + 1)
+            tree.right[node] = grow(level + 1)
+        else:
+            tree.feature[node] = tree.left[node] = tree.right[node] = -1
+            tree.threshold[node] = -2.0
+        return node
+
+    grow(0)
+    return tree
+
+
+def _walked(trees: list[Tree], init: float, rate: float, row: list[float]) -> float:
+    """The definition: each tree walked from its root, ``x <= threshold`` going left."""
+    raw = init
+    for tree in trees:
+        node = 0
+        while tree.left[node] >= 0:
+            left = row[tree.feature[node]] <= tree.threshold[node]
+            node = tree.left[node] if left else tree.right[node]
+        raw += rate * tree.value[node]
+    return raw
+
+
+@pytest.mark.parametrize("levels", [0, 1, 2, 3, 4])
+def test_shallow_and_deep_trees_score_as_walked_from_the_root(levels: int) -> None:
+    rng = np.random.default_rng(levels)
+    trees = [_random_tree(rng, levels) for _ in range(60)]
+    artifact = Artifact(
+        format=ARTIFACT_FORMAT,
+        model_version="random-trees",
+        feature_spec=FeatureSpecRef(SPEC.version, SPEC.hash, list(SPEC.names)),
+        model=Gbdt(init=-1.5, learning_rate=0.1, trees=trees, compare_as="float64"),
+        thresholds=Thresholds(review=50, block=80),
+    )
+    model = RiskModel(artifact, SPEC)
+    # Features on the thresholds themselves and either side of them: every way down is taken.
+    rows = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0, 2.0], size=(200, len(SPEC)))
+    expected = [_walked(trees, -1.5, 0.1, row) for row in rows.tolist()]
+    assert np.allclose(model.raw_many(rows), expected, rtol=0, atol=1e-12)
+    assert np.allclose([model.raw(row) for row in rows], expected, rtol=0, atol=1e-12)
+    # A different leaf would move a raw score by far more than the tolerance, and past a
+    # lone leaf the rows reach many (a root that is a leaf gives every row its value).
+    assert len({round(value, 6) for value in expected}) > (100 if levels >= 2 else levels)
