@@ -12,7 +12,8 @@ with their line number and the error, and are counted in the summary. ``--compar
 (default: the model the server is configured with) scores every event a second time, so the
 summary can say how many actions a new model or new thresholds would change. ``--emit``
 queues an identify per re-scored user or visitor in the Segment outbox, with the event's
-historic timestamp and a deterministic messageId.
+historic timestamp and a deterministic messageId, a batch at a time as the run goes
+(``rescore_emit.py``).
 
 Events are scored a chunk at a time, each step over the whole chunk before the next: lines
 are decoded a block at a time; a chunk's identifiers are named (``MemoPolicy``), then fed
@@ -34,12 +35,13 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from functools import partial
 from itertools import islice, repeat
 from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 import msgspec
 import numpy as np
@@ -74,6 +76,13 @@ class ScoredLine(msgspec.Struct, rename="camel", omit_defaults=True):
     reasons: list[str]
     model_version: str
     previous_action: str | None = None
+
+
+class Emits(Protocol):
+    """Where ``--emit``'s identifies go, one at a time (``rescore_emit.OutboxFeed``; a list
+    in tests)."""
+
+    def append(self, message: bytes, /) -> None: ...
 
 
 class Reject(msgspec.Struct):
@@ -364,7 +373,7 @@ class Rescorer:
         out: IO[bytes],
         rejects: IO[bytes],
         progress: Progress | None = None,
-        emitted: list[bytes] | None = None,
+        emitted: Emits | None = None,
     ) -> Summary:
         with fewer_collections(_RESCORE_YOUNG_THRESHOLD):
             return self._run(lines, out, rejects, progress, emitted)
@@ -375,7 +384,7 @@ class Rescorer:
         out: IO[bytes],
         rejects: IO[bytes],
         progress: Progress | None,
-        emitted: list[bytes] | None,
+        emitted: Emits | None,
     ) -> Summary:
         summary = Summary(model_version=self._model.version)
         if self._compare is not None:
@@ -409,11 +418,11 @@ class Rescorer:
         summary.by_level = dict(sorted(tally.levels.items()))
         summary.by_action = dict(sorted(tally.actions.items()))
         summary.changed_actions = dict(sorted(tally.changed.items()))
-        summary.emitted = len(emitted) if emitted is not None else 0
+        summary.emitted = tally.emitted
         return summary
 
     def _scored(
-        self, chunk: _Chunk, store: MemoryReuseStore, tally: _Tally, emitted: list[bytes] | None
+        self, chunk: _Chunk, store: MemoryReuseStore, tally: _Tally, emitted: Emits | None
     ) -> list[ScoredLine]:
         """The output lines of a chunk, counted in ``tally`` (identifies in ``emitted``).
         Built column by column and zipped in C: a line is a struct of values the chunk's
@@ -451,6 +460,7 @@ class Rescorer:
                 message = self.identify(obs, verdicts.risk(row, self._codes))
                 if message is not None:
                     emitted.append(message)
+                    tally.emitted += 1
         tally.add(levels, actions, previous)
         return scored
 
@@ -699,6 +709,7 @@ class _Tally:
         self.levels: Counter[str] = Counter()
         self.actions: Counter[str] = Counter()
         self.changed: Counter[str] = Counter()
+        self.emitted = 0
 
     def add(
         self, levels: Iterable[str], actions: Sequence[str], previous: _Verdicts | None
@@ -715,6 +726,7 @@ class _Tally:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from service.app import load_model
+    from service.rescore_emit import EmitError, OutboxFeed
 
     parser = argparse.ArgumentParser(prog="python -m service rescore", description=__doc__)
     parser.add_argument("--input", required=True, type=Path)
@@ -746,32 +758,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         compare = (configured, configured_thresholds)
     rescorer = Rescorer(settings, model, thresholds, compare, args.reorder_window)
     progress = None if args.quiet else Progress(args.input.stat().st_size)
-    emitted: list[bytes] | None = [] if args.emit else None
     rejects_path = args.output.with_name(args.output.name + ".rejects.jsonl")
-    with args.output.open("wb") as out, rejects_path.open("wb") as rejects:
-        summary = rescorer.run(read_lines(args.input), out, rejects, progress, emitted)
-    if emitted:
-        summary.emitted = _emit(settings, emitted)
+    try:
+        with (
+            OutboxFeed(settings) if args.emit else nullcontext() as feed,
+            args.output.open("wb") as out,
+            rejects_path.open("wb") as rejects,
+        ):
+            summary = rescorer.run(read_lines(args.input), out, rejects, progress, feed)
+    except EmitError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     if summary.rejected == 0:
         rejects_path.unlink()
     print(msgspec.json.format(msgspec.json.encode(summary), indent=2).decode())
     return 0
-
-
-def _emit(settings: Settings, messages: list[bytes]) -> int:
-    """Queue the identifies in the outbox the service's forwarder delivers."""
-    import asyncio
-
-    from service.app import connect_redis
-    from service.keys import Keys
-    from service.outbox import Outbox
-
-    async def run() -> int:
-        redis = connect_redis(settings, max_connections=2)
-        try:
-            outbox = Outbox(redis, Keys(settings.redis_prefix), settings.idempotency_ttl_s)
-            return await outbox.enqueue(messages)
-        finally:
-            await redis.aclose(close_connection_pool=True)
-
-    return asyncio.run(run())

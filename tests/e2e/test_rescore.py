@@ -7,6 +7,7 @@ import gzip
 import heapq
 import io
 import json
+import os
 import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -17,6 +18,7 @@ from typing import Any, cast
 import msgspec
 import numpy as np
 import pytest
+import redis as sync_redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -24,8 +26,10 @@ from service.app import DEFAULT_MODEL, load_model
 from service.decode import decode_event
 from service.features import FeatureSpec
 from service.identifiers import IdentifierPolicy
+from service.keys import Keys
 from service.lists import AccessLists
 from service.observation import Observation
+from service.redis_server import free_port
 from service.rescore import (
     CHUNK,
     MemoPolicy,
@@ -34,9 +38,11 @@ from service.rescore import (
     _in_time_order,
     _iso_times,
     _Verdicts,
+    main,
     ranking_keys,
     read_lines,
 )
+from service.rescore_emit import EmitError, OutboxFeed
 from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore, new_counts
 from service.scoring import Scorer
 from service.settings import Settings
@@ -450,11 +456,8 @@ async def test_rescore_endpoint_rescores_held_events_and_re_emits(
 def test_rescore_command_line_emits_identifies_to_the_outbox(
     settings: Settings, redis_url: str, tmp_path: Path
 ) -> None:
-    import os
     import subprocess
     import sys
-
-    import redis as sync_redis
 
     events = tmp_path / "events.jsonl.gz"
     bodies = [body for kind, body in stream(80) if kind != "ipqs"][:30]
@@ -473,17 +476,7 @@ def test_rescore_command_line_emits_identifies_to_the_outbox(
     )  # fmt: skip
     summary = json.loads(done.stdout)
     assert summary["events"] == 30 and summary["emitted"] == 30
-    client = sync_redis.Redis.from_url(redis_url)
-    try:
-        from service.keys import Keys
-
-        entries = cast(
-            list[tuple[bytes, dict[bytes, bytes]]],
-            client.xrange(Keys(settings.redis_prefix).outbox),
-        )
-    finally:
-        client.close()
-    messages = [json.loads(fields[b"m"]) for _, fields in entries]
+    messages = [json.loads(m) for m in queued(settings)]
     scored = {
         json.loads(line)["requestId"]: json.loads(line) for line in output.read_text().splitlines()
     }
@@ -542,3 +535,67 @@ def test_ranking_keys_are_exact_past_what_an_int64_holds(features: int) -> None:
     assert len(set(keys)) == len(set(rankings))
     assert len(set(zip(keys, rankings, strict=True))) == len(set(rankings))
     assert all(key >= 0 for key in keys)
+
+
+def queued(settings: Settings) -> list[bytes]:
+    """The messages in the outbox, oldest first."""
+    client = sync_redis.Redis.from_url(settings.redis_url)
+    try:
+        entries = cast(
+            list[tuple[bytes, dict[bytes, bytes]]],
+            client.xrange(Keys(settings.redis_prefix).outbox),
+        )
+    finally:
+        client.close()
+    return [fields[b"m"] for _, fields in entries]
+
+
+def test_the_feed_queues_each_full_batch_at_once_and_the_rest_on_leaving(
+    settings: Settings,
+) -> None:
+    messages = [b'{"n":%d}' % n for n in range(25)]
+    seen = []
+    with OutboxFeed(settings, batch=10) as feed:
+        for message in messages:
+            feed.append(message)
+            seen.append(len(queued(settings)))
+    # Nothing waits for the end: each tenth message sends its batch, in order.
+    assert seen == [0] * 9 + [10] * 10 + [20] * 6
+    assert queued(settings) == messages
+
+
+def test_a_feed_left_by_an_error_does_not_queue_what_it_holds(settings: Settings) -> None:
+    with pytest.raises(KeyError), OutboxFeed(settings, batch=10) as feed:
+        feed.append(b'{"n":1}')
+        raise KeyError("the run failed")
+    assert queued(settings) == []
+
+
+def test_a_redis_that_does_not_answer_stops_emit_before_any_rescoring(
+    settings: Settings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unreachable = f"redis://:sekret-password@127.0.0.1:{free_port()}/0"
+    down = msgspec.structs.replace(settings, redis_url=unreachable, redis_timeout_s=0.5)
+    with pytest.raises(EmitError, match="did not answer") as refused:
+        OutboxFeed(down).__enter__()
+    assert "sekret-password" not in str(refused.value)
+
+    events = tmp_path / "events.jsonl.gz"
+    with gzip.open(events, "wb") as packed:
+        packed.writelines(
+            e.body + b"\n" for e in simulate(SimulationConfig(seed=5, days=1, scale=0.05))
+        )
+    for name in [n for n in os.environ if n.startswith("RISKWIRE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("RISKWIRE_REDIS_URL", unreachable)
+    monkeypatch.setenv("RISKWIRE_REDIS_TIMEOUT_S", "0.5")
+    output = tmp_path / "scored.jsonl"
+    code = main(["--input", str(events), "--output", str(output), "--emit", "--quiet"])
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "--emit: Redis (RISKWIRE_REDIS_URL) did not answer" in error
+    assert "sekret-password" not in error
+    assert not output.exists()  # refused before a line was scored
