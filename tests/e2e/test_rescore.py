@@ -23,6 +23,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.app import DEFAULT_MODEL, load_model
+from service.bench.micro import (
+    RESCORE_MEMORY_MAX_GROWTH,
+    STEADY_DAYS,
+    rescore_peak_bytes,
+    steady_ipqs_stream,
+)
 from service.decode import decode_event
 from service.features import FeatureSpec
 from service.identifiers import IdentifierPolicy
@@ -599,3 +605,18 @@ def test_a_redis_that_does_not_answer_stops_emit_before_any_rescoring(
     assert "--emit: Redis (RISKWIRE_REDIS_URL) did not answer" in error
     assert "sekret-password" not in error
     assert not output.exists()  # refused before a line was scored
+
+
+def test_peak_memory_does_not_grow_with_the_input_with_emit_on(settings: Settings) -> None:
+    """Three times the days (past the widest window, so the store turns over) at the same
+    rate: the same peak, with the identifies queued as they come."""
+    _, model, thresholds = load_model(settings)
+    peaks = []
+    for days in STEADY_DAYS:
+        lines = list(steady_ipqs_stream(days))
+        with OutboxFeed(settings, batch=500) as feed:
+            peaks.append(rescore_peak_bytes(settings, model, thresholds, lines, feed))
+    assert len(queued(settings)) == sum(STEADY_DAYS) * 100  # an identify per IPQS result
+    # Holding the identifies until the end (as --emit once did) added ~0.6 KB per event
+    # here: 7 MiB more for the longer stream, on a peak under 10 MiB.
+    assert peaks[1] <= RESCORE_MEMORY_MAX_GROWTH * peaks[0], [p / 2**20 for p in peaks]
