@@ -4,7 +4,7 @@
   same fitted model (a small training run on simulated traffic), single rows and batches;
 - batch rescoring: events/s of ``Rescorer`` vs a decode-only pass (``decode_event``, msgspec
   into the event Structs) over the same simulated file; its peak memory on a steady stream
-  three times as long (``steady_ipqs_stream``), which must not be higher.
+  three times as long (``steady_ipqs_stream``), which must stay within 15 % of the shorter's.
 """
 
 from __future__ import annotations
