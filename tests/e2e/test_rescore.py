@@ -609,7 +609,7 @@ def test_a_redis_that_does_not_answer_stops_emit_before_any_rescoring(
 
 def test_peak_memory_does_not_grow_with_the_input_with_emit_on(settings: Settings) -> None:
     """Three times the days (past the widest window, so the store turns over) at the same
-    rate: the same peak, with the identifies queued as they come."""
+    rate: about the same peak, with the identifies queued as they come."""
     _, model, thresholds = load_model(settings)
     peaks = []
     for days in STEADY_DAYS:
