@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +22,7 @@ from schemathesis.core.result import Err
 from schemathesis.generation import GenerationMode
 from schemathesis.schemas import APIOperation
 
-from service.http_protocol import UVICORN_HTTP
+from service.bench.servers import SERVICE_FACTORY, uvicorn_command
 from service.redis_server import free_port
 
 API_KEY = "fuzz-key"
@@ -46,11 +45,7 @@ def server(redis_url: str) -> Iterator[str]:
         "RISKWIRE_FORWARDER_ENABLED": "false",
         "RISKWIRE_LOG_LEVEL": "WARNING",
     }
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", "service.app:app_from_env",
-        "--http", UVICORN_HTTP,
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-    ]  # fmt: skip
+    command = uvicorn_command(SERVICE_FACTORY, port)
     process = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{port}"
     try:

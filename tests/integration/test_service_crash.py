@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from service.http_protocol import UVICORN_HTTP
+from service.bench.servers import SERVICE_FACTORY, uvicorn_command
 from service.redis_server import free_port
 from service.settings import Settings
 from tests.conftest import WRITE_KEY
@@ -42,11 +41,7 @@ class Service:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, consumer: str) -> None:
-        command = [
-            sys.executable, "-m", "uvicorn", "--factory", "service.app:app_from_env",
-            "--http", UVICORN_HTTP,
-            "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-        ]  # fmt: skip
+        command = uvicorn_command(SERVICE_FACTORY, self.port)
         env = {**self.env, "RISKWIRE_FORWARDER_CONSUMER": consumer}
         self.process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
         for _ in range(200):

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from service.http_protocol import UVICORN_HTTP
+from service.bench.servers import SERVICE_FACTORY, uvicorn_command
 from service.redis_server import free_port
 from service.settings import Settings
 from tests.conftest import WRITE_KEY
@@ -33,11 +32,7 @@ def test_two_workers_deliver_each_message_once(
         "RISKWIRE_FORWARDER_BLOCK_MS": "50",
         "RISKWIRE_LOG_LEVEL": "WARNING",
     }  # no hash key: both workers must agree on the generated one through Redis
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", "service.app:app_from_env",
-        "--http", UVICORN_HTTP,
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level", "warning",
-    ]  # fmt: skip
+    command = [*uvicorn_command(SERVICE_FACTORY, port), "--workers", "2"]
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/webhooks/fingerprint"
     try:
