@@ -27,7 +27,6 @@ counterpart (tests hold them equal), so the output is what ``Scorer`` gives even
 from __future__ import annotations
 
 import argparse
-import gzip
 import heapq
 import os
 import sys
@@ -38,7 +37,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from functools import partial
-from itertools import islice, repeat
+from itertools import repeat
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar
@@ -48,20 +47,24 @@ import numpy as np
 import numpy.typing as npt
 
 from service.collector import fewer_collections
-from service.decode import decode_event_unprobed
-from service.errors import RiskwireError
 from service.features import FeatureRows, FeatureSpec
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
 from service.model import Reason, Risk, RiskModel, Thresholds
 from service.observation import IpqsSignals, Observation
+from service.rescore_input import (
+    CHUNK,
+    DecodedBlock,
+    InputError,
+    Stamped,
+    decoded_blocks,
+    read_lines,
+)
 from service.reuse import DEVICE_SPACES, DeviceSpace, EntityRefs
 from service.reuse_memory import MemoryReuseStore, StoreInput, new_counts
 from service.scoring import Scorer
 from service.settings import Settings
 from service.specs import iso8601, rescore_identify
-
-CHUNK = 512  # rows scored together by the vectorised model path
 
 
 class ScoredLine(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -85,12 +88,6 @@ class Emits(Protocol):
     def append(self, message: bytes, /) -> None: ...
 
 
-class Reject(msgspec.Struct):
-    line: int
-    error: str
-    field: str | None = None
-
-
 class Summary(msgspec.Struct):
     events: int = 0
     rejected: int = 0
@@ -103,16 +100,6 @@ class Summary(msgspec.Struct):
     by_level: dict[str, int] = {}
     by_action: dict[str, int] = {}
     changed_actions: dict[str, int] = {}
-
-
-def read_lines(path: Path) -> Iterator[bytes]:
-    """Lines of a plain or gzip file, streamed."""
-    if path.suffix == ".gz":
-        with gzip.open(path, "rb") as packed:
-            yield from (line for line in packed if line.strip())
-    else:
-        with path.open("rb", buffering=1 << 20) as plain:
-            yield from (line for line in plain if line.strip())
 
 
 class Progress:
@@ -252,21 +239,22 @@ _UNSEEN = ""
 
 # What an output line takes from its observation, in ``ScoredLine`` order.
 _line_fields = attrgetter("request_id", "source", "visitor_id", "user_id")
-_time_of_observation = attrgetter("time")
 _ipqs_of = attrgetter("ipqs")
 
 
 class _Chunk:
-    """Up to ``CHUNK`` observations in time order, with their times: in milliseconds (the
-    store's) and in seconds (``timestamp()``'s). Taken apart from the reorder buffer's
-    items in one ``zip``, in C, rather than appended to three lists item by item."""
+    """Up to ``CHUNK`` observations in time order, with their times, in milliseconds (the
+    store's) and in seconds (``timestamp()``'s), and their identifiers named for the store.
+    Taken apart from the reorder buffer's items in one ``zip``, in C, rather than appended
+    to four lists item by item."""
 
-    def __init__(self, stamped: Sequence[_Stamped[Observation]]) -> None:
+    def __init__(self, stamped: Sequence[Stamped]) -> None:
         self.observations: Sequence[Observation] = ()
         self.moments: Sequence[int] = ()
         self.now: Sequence[float] = ()
+        self.inputs: Sequence[StoreInput] = ()
         if stamped:
-            self.moments, _, self.now, self.observations = zip(*stamped, strict=True)
+            self.moments, _, self.now, self.observations, self.inputs = zip(*stamped, strict=True)
 
 
 def ranking_keys(
@@ -398,7 +386,7 @@ class Rescorer:
         # all walked by the first young-generation pass, some 5% of a run, only to be
         # freed right after.
         store = self._new_store()
-        pending: list[_Stamped[Observation]] = []
+        pending: list[Stamped] = []
         for block in self._ordered(lines, rejects, summary):
             pending += block
             del block  # held by ``pending`` alone, an item is freed once its chunk is scored
@@ -469,7 +457,6 @@ class Rescorer:
         step runs over the whole chunk before the next (hashes, then the store, then the
         matrix), which keeps its code and data in the processor's caches."""
         observations = chunk.observations
-        inputs = list(map(self._policy.members, observations))
         # What ``ipqs_blob`` encodes (an IPQS result's signals), remembered as it is: the
         # store never lets it out of the process, so it is not encoded, nor decoded when
         # joined (msgpack both ways cost a tenth of a microsecond per event).
@@ -481,7 +468,9 @@ class Rescorer:
         counts = new_counts()
         first_seen: list[int | None] = []
         joined_signals: list[IpqsSignals | None] = []
-        store.record_many(inputs, chunk.moments, remembered, counts, first_seen, joined_signals)
+        store.record_many(
+            chunk.inputs, chunk.moments, remembered, counts, first_seen, joined_signals
+        )
         # An IPQS result of the event's own stands; otherwise the one joined on its user.
         joined = [
             signals if signals is not None else other
@@ -528,65 +517,24 @@ class Rescorer:
 
     def _ordered(
         self, lines: Iterator[bytes], rejects: IO[bytes], summary: Summary
-    ) -> Iterator[list[_Stamped[Observation]]]:
+    ) -> Iterator[list[Stamped]]:
         """Observations with their time in milliseconds and in seconds, in time order as far
-        as a bounded buffer can restore it, a block at a time."""
-        return _in_time_order(self._decoded(lines, rejects, summary), self._reorder_window, summary)
+        as a bounded buffer can restore it, a block at a time (``rescore_input.py``)."""
+        blocks = decoded_blocks(lines, self._policy.members)
+        accepted = self._accepted(blocks, rejects, summary)
+        return _in_time_order(accepted, self._reorder_window, summary)
 
-    def _decoded(
-        self, lines: Iterator[bytes], rejects: IO[bytes], summary: Summary
-    ) -> Iterator[list[_Stamped[Observation]]]:
-        """Decoded observations with their times, a block of lines at a time: decoding a few
-        hundred events in a row, then scoring as many, keeps each phase's code and data in
-        the processor's caches (event by event, both ran a fifth slower). A block is decoded
-        and stamped from C (``map``); one with a line to reject is taken again line by line,
-        so that rejects are written in line order."""
-        epoch = datetime.fromtimestamp(0, UTC)
-        first = 1  # the line number of the block's first line
-        while block := list(islice(lines, CHUNK)):
-            self._bytes_read += sum(map(len, block))
-            try:
-                observations = list(map(decode_event_unprobed, block, repeat(epoch)))
-            except RiskwireError:
-                observations = []
-            seconds = list(map(datetime.timestamp, map(_time_of_observation, observations)))
-            # An IPQS result without a time was given the epoch's (rejected below).
-            if len(observations) == len(block) and epoch.timestamp() not in seconds:
-                # ``int(seconds * 1000)`` of each: the same product, truncated the same way.
-                moments = (np.array(seconds) * 1000).astype(np.int64).tolist()
-                numbers = range(first, first + len(block))
-                yield list(zip(moments, numbers, seconds, observations, strict=True))
-            else:
-                yield self._decoded_by_line(block, first, epoch, rejects, summary)
-            first += len(block)
-
-    def _decoded_by_line(
-        self,
-        block: list[bytes],
-        first: int,
-        epoch: datetime,
-        rejects: IO[bytes],
-        summary: Summary,
-    ) -> list[_Stamped[Observation]]:
-        """A block's decoded observations with their times, and its rejects written."""
+    def _accepted(
+        self, blocks: Iterable[DecodedBlock], rejects: IO[bytes], summary: Summary
+    ) -> Iterator[list[Stamped]]:
+        """Each block's observations, its rejects written and counted on the way."""
         encoder = msgspec.json.Encoder()
-        decoded = []
-        for number, line in enumerate(block, start=first):
-            try:
-                obs = decode_event_unprobed(line, received_at=epoch)
-            except RiskwireError as exc:
-                summary.rejected += 1
-                reject = Reject(number, exc.message, exc.field)
-                rejects.write(encoder.encode(reject) + b"\n")
-                continue
-            if obs.source == "ipqs" and obs.time == epoch:
-                summary.rejected += 1
-                reject = Reject(number, "IPQS result without `time`: cannot place it", "$.time")
-                rejects.write(encoder.encode(reject) + b"\n")
-                continue
-            seconds = obs.time.timestamp()
-            decoded.append((int(seconds * 1000), number, seconds, obs))
-        return decoded
+        for block in blocks:
+            self._bytes_read += block.size
+            if block.rejects:
+                summary.rejected += len(block.rejects)
+                rejects.write(encoder.encode_lines(block.rejects))
+            yield block.events
 
     def identify(self, obs: Observation, risk: Risk) -> bytes | None:
         return rescore_identify(obs, risk, self._prefix, self._started_at)
@@ -612,14 +560,12 @@ def _iso_times(observations: Sequence[Observation], seconds: Sequence[float]) ->
     return times
 
 
-T = TypeVar("T")
-# (time in ms, line number, time in seconds, item): ordered by time, then line.
-_Stamped = tuple[int, int, float, T]
+# (time in ms, line number, ...): ordered by time, then line (a line number is never
+# repeated, so no two items compare past it).
+T = TypeVar("T", bound=tuple[Any, ...])
 
 
-def _in_time_order(
-    blocks: Iterable[list[_Stamped[T]]], window: int, summary: Summary
-) -> Iterator[list[_Stamped[T]]]:
+def _in_time_order(blocks: Iterable[list[T]], window: int, summary: Summary) -> Iterator[list[T]]:
     """The items of ``blocks`` in time order as far as a buffer of ``window`` items restores
     it: once the buffer is full, the earliest item leaves as each new one comes (items that
     still leave after a later one are counted late). The buffer is a queue of items in
@@ -630,9 +576,9 @@ def _in_time_order(
     A block in order that goes after the queue, with no item early, is the usual case: it
     joins the queue, and as many items leave its head, in two slices rather than item by
     item (the same items, in the same order)."""
-    run: list[_Stamped[T]] = []  # the queue: ``run[head:]``
+    run: list[T] = []  # the queue: ``run[head:]``
     head = 0
-    early: list[_Stamped[T]] = []
+    early: list[T] = []
     newest_out = -(2**62)
     late = 0
     for block in blocks:
@@ -739,6 +685,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--emit", action="store_true", help="queue identifies in the outbox")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if not args.input.is_file():
+        parser.error(f"--input {args.input}: no such file")
 
     settings = Settings.from_env(os.environ)
     spec, configured, configured_thresholds = load_model(settings)
@@ -766,7 +714,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rejects_path.open("wb") as rejects,
         ):
             summary = rescorer.run(read_lines(args.input), out, rejects, progress, feed)
-    except EmitError as exc:
+    except (EmitError, InputError) as exc:
+        # What was scored before stays in the output: the summary is not printed, so a
+        # partial run cannot pass for a whole one.
         print(exc, file=sys.stderr)
         return 1
     if summary.rejected == 0:

@@ -26,7 +26,8 @@ from threadpoolctl import threadpool_limits
 from service.bench.report import Row
 from service.decode import decode_event
 from service.model import RiskModel, Thresholds
-from service.rescore import Emits, Rescorer, read_lines
+from service.rescore import Emits, Rescorer
+from service.rescore_input import read_lines
 from service.settings import Settings
 from service.simulate import SimulationConfig, simulate
 from service.training import TrainingConfig, train

@@ -37,7 +37,6 @@ from service.lists import AccessLists
 from service.observation import Observation
 from service.redis_server import free_port
 from service.rescore import (
-    CHUNK,
     MemoPolicy,
     Rescorer,
     Summary,
@@ -46,14 +45,14 @@ from service.rescore import (
     _Verdicts,
     main,
     ranking_keys,
-    read_lines,
 )
 from service.rescore_emit import EmitError, OutboxFeed
+from service.rescore_input import CHUNK, InputError, read_lines
 from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore, new_counts
 from service.scoring import Scorer
 from service.settings import Settings
 from service.simulate import SimulationConfig, simulate
-from service.specs import iso8601
+from service.specs import iso8601, rescore_identify
 from tests.segment_receiver import SegmentReceiver
 
 AUTH = {"authorization": "Bearer checkout-key"}
@@ -141,11 +140,10 @@ def test_chunked_rescoring_equals_scoring_event_by_event(settings: Settings) -> 
     # Blocks moved back by more than the reorder window: they arrive (and are scored) late.
     lines = events[:400] + events[600:900] + events[400:600] + events[1100:] + events[900:1100]
     _, model, thresholds = load_model(settings)
-    out, rejects = io.BytesIO(), io.BytesIO()
-    summary = Rescorer(settings, model, thresholds, reorder_window=40).run(
-        iter(lines), out, rejects
-    )
-    assert summary.events == len(events) and summary.late > 0
+    out, rejects, emitted = io.BytesIO(), io.BytesIO(), list[bytes]()
+    rescorer = Rescorer(settings, model, thresholds, reorder_window=40)
+    summary = rescorer.run(iter(lines), out, rejects, emitted=emitted)
+    assert summary.events == len(events) == len(emitted) and summary.late > 0
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     epoch = datetime.fromtimestamp(0, UTC)
     observations = {obs.request_id: obs for obs in (decode_event(b, epoch) for b in events)}
@@ -163,12 +161,15 @@ def test_chunked_rescoring_equals_scoring_event_by_event(settings: Settings) -> 
         cap=settings.reuse_cap,
         ipqs_window_ms=settings.ipqs_join_window_s * 1000,
     )
-    for row in rows:
+    for row, message in zip(rows, emitted, strict=True):
         obs = observations[row["requestId"]]
         risk = scorer.verdict(obs, scorer.features_in(store, obs))
         assert (row["score"], row["level"], row["action"]) == (risk.score, risk.level, risk.action)
         assert row["reasons"] == [reason.code for reason in risk.reasons]
         assert row["time"] == iso8601(obs.time)
+        # The identify of the event as it was decoded whole (rescoring keeps less of it).
+        expected = rescore_identify(obs, risk, settings.trait_prefix, rescorer._started_at)
+        assert message == expected
 
 
 class Naming:
@@ -366,7 +367,7 @@ def test_rescoring_puts_the_garbage_collector_back_as_it_was(settings: Settings)
         yield lines[0]
         raise OSError("the input went away")
 
-    with pytest.raises(OSError, match="went away"):
+    with pytest.raises(InputError, match="cannot be read: the input went away"):
         Rescorer(settings, model, thresholds).run(broken_input(), io.BytesIO(), io.BytesIO())
     assert gc.get_threshold() == before
 
@@ -620,3 +621,24 @@ def test_peak_memory_does_not_grow_with_the_input_with_emit_on(settings: Setting
     # Holding the identifies until the end (as --emit once did) adds ~0.6 KB per event:
     # ~14 MiB more for the longer stream, on a peak under 10 MiB.
     assert peaks[1] <= RESCORE_MEMORY_MAX_GROWTH * peaks[0], [p / 2**20 for p in peaks]
+
+
+def test_an_unreadable_input_stops_the_command_with_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrupt gzip file fails with exit 1 and the reason, no traceback and no summary; a
+    missing one is refused before anything runs."""
+    for name in [n for n in os.environ if n.startswith("RISKWIRE_")]:
+        monkeypatch.delenv(name)
+    corrupt = tmp_path / "events.jsonl.gz"
+    corrupt.write_bytes(b'{"requestId": "not compressed"}\n')
+    output = tmp_path / "scored.jsonl"
+    assert main(["--input", str(corrupt), "--output", str(output), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("the input cannot be read: Not a gzipped file")
+    assert "Traceback" not in captured.err and captured.out == ""
+
+    with pytest.raises(SystemExit) as refused:
+        main(["--input", str(tmp_path / "missing.jsonl"), "--output", str(output)])
+    assert refused.value.code == 2
+    assert "missing.jsonl: no such file" in capsys.readouterr().err
