@@ -16,9 +16,10 @@ historic timestamp and a deterministic messageId, a batch at a time as the run g
 (``rescore_emit.py``).
 
 Events are scored a chunk at a time, each step over the whole chunk before the next: lines
-are decoded a block at a time; a chunk's identifiers are named (``MemoPolicy``), then fed
-to the store, then turned into one feature matrix (``FeatureSpec.matrix``), scored and
-ranked for reasons by numpy (``RiskModel.scores`` / ``top_reasons``), and encoded. Besides
+are decoded a block at a time and each event's identifiers named (``MemoPolicy``) as it is
+decoded (``rescore_input.py``); a chunk out of the reorder buffer is fed to the store, then
+turned into one feature matrix (``FeatureSpec.matrix``), scored and ranked for reasons by
+numpy (``RiskModel.scores`` / ``top_reasons``), and encoded. Besides
 the numpy work, keeping one step's code and data hot in the processor's caches is most of
 the gain over doing every step event by event. Every chunk-wide step equals its single-row
 counterpart (tests hold them equal), so the output is what ``Scorer`` gives event by event.
@@ -454,8 +455,8 @@ class Rescorer:
 
     def _features(self, chunk: _Chunk, store: MemoryReuseStore) -> np.ndarray[Any, Any]:
         """What ``Scorer.features_in`` gives each observation of the chunk, in order. Each
-        step runs over the whole chunk before the next (hashes, then the store, then the
-        matrix), which keeps its code and data in the processor's caches."""
+        step runs over the whole chunk before the next (the store, then the matrix), which
+        keeps its code and data in the processor's caches."""
         observations = chunk.observations
         # What ``ipqs_blob`` encodes (an IPQS result's signals), remembered as it is: the
         # store never lets it out of the process, so it is not encoded, nor decoded when

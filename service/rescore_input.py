@@ -7,8 +7,8 @@ many events before it is scored, and is long out of the processor's caches by th
 whatever rescoring can do with an observation alone is done here, while it is hot: its
 identifiers are named for the store, and it is kept without the three fields rescoring
 never reads (the URL, the browser details and the Segment tag), which are most of its
-memory. With both, a rescored event cost ~1 us less (3 simulated days, in turns against
-naming at scoring time and keeping whole observations).
+memory. What that gains is small against this machine's noise (docs/BENCHMARKS.md, session
+12: 0.489x to 0.498x of the decode-only pass, the mean of six runs each, taking turns).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def decoded_blocks(lines: Iterator[bytes], name: Namer) -> Iterator[DecodedBlock
 def _decoded(block: list[bytes], first: int, epoch: datetime, name: Namer) -> DecodedBlock:
     """A block decoded from C (``map``), which keeps the decoder's code and data in the
     processor's caches (event by event, decoding and scoring both ran a fifth slower); one
-    with a line to reject is taken again line by line."""
+    with a line to reject is taken again line by line, which numbers its rejects."""
     size = sum(map(len, block))
     try:
         observations = list(map(decode_event_unprobed, block, repeat(epoch)))
@@ -129,6 +129,6 @@ def _decoded(block: list[bytes], first: int, epoch: datetime, name: Namer) -> De
 
 def _slim(obs: Observation) -> Observation:
     """``obs`` without what rescoring never reads: the output lines, the features and the
-    identifiers of ``--emit`` come from the other fields (the tests hold a run's output and
-    identifies to ``Scorer``'s, event by event)."""
+    identifies of ``--emit`` come from its other fields (the tests hold a run's lines and
+    identifies to those of ``Scorer`` and ``rescore_identify`` on whole events)."""
     return msgspec.structs.replace(obs, url=None, browser=None, segment=None)
