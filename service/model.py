@@ -149,6 +149,17 @@ class Reason(msgspec.Struct, frozen=True):
     contribution: float
 
 
+def shown(contribution: float) -> float:
+    """A contribution as answers show it, to four decimals: ``floor(x * 10**4 + 0.5)``
+    ten-thousandths, the float nearest them. ``round(x, 4)`` gives the same float except
+    where ``x * 10**4`` lies within a rounding error of a half (it rounds the exact value of
+    ``x`` in decimal), and cost five times as much: 1.8 of the 5.7 us a logistic verdict
+    took, for its five reasons. Every path that shows a contribution goes through here."""
+    if not math.isfinite(contribution):
+        return contribution
+    return math.floor(contribution * 10_000 + 0.5) / 10_000
+
+
 class Risk(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     score: int
     level: Level
@@ -498,7 +509,7 @@ class RiskModel:
             score=score,
             level=level,
             action=action,
-            reasons=[Reason(self._codes[i], round(-c, 4)) for c, i in top],
+            reasons=[Reason(self._codes[i], shown(-c)) for c, i in top],
             model_version=self.version,
         )
 
@@ -522,8 +533,7 @@ class RiskModel:
                     level=level,
                     action=action,
                     reasons=[
-                        Reason(self._codes[i], round(float(contributions[row, i]), 4))
-                        for i in reasons
+                        Reason(self._codes[i], shown(float(contributions[row, i]))) for i in reasons
                     ],
                     model_version=self.version,
                 )

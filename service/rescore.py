@@ -51,7 +51,7 @@ from service.collector import fewer_collections
 from service.features import FeatureRows, FeatureSpec
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
-from service.model import Reason, Risk, RiskModel, Thresholds
+from service.model import Reason, Risk, RiskModel, Thresholds, shown
 from service.observation import IpqsSignals, Observation
 from service.rescore_input import (
     CHUNK,
@@ -312,7 +312,7 @@ class _Verdicts:
             level=level,
             action=action,
             reasons=[
-                Reason(codes[i], round(float(self._contributions[row, i]), 4))
+                Reason(codes[i], shown(float(self._contributions[row, i])))
                 for i in self.reasons(row)
             ],
             model_version=self.model.version,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from service.model import (
     Tree,
     manifest_path,
     save,
+    shown,
 )
 from service.observation import IpqsSignals, Observation, Signals
 from service.reuse import RELATION_NAMES, ReuseSnapshot
@@ -256,9 +258,9 @@ def test_reasons_ranked_for_many_rows_are_the_reasons_of_each_row() -> None:
         assert [[codes[i] for i in r] for r in ranked] == [
             [reason.code for reason in risk.reasons] for risk in expected
         ]
-        assert [
-            [round(float(contributions[n, i]), 4) for i in r] for n, r in enumerate(ranked)
-        ] == [[reason.contribution for reason in risk.reasons] for risk in expected]
+        assert [[shown(float(contributions[n, i])) for i in r] for n, r in enumerate(ranked)] == [
+            [reason.contribution for reason in risk.reasons] for risk in expected
+        ]
         assert model.scores(rows) == [risk.score for risk in expected]
         assert {len(r) for r in ranked} == {0, 3, 5}
 
@@ -293,7 +295,7 @@ def test_a_logistic_row_scores_as_its_numpy_definition_whether_list_or_array() -
         contributions = coef * row
         order = sorted((-c, i) for i, c in enumerate(contributions.tolist()) if c > 0)[:5]
         assert [(r.code, r.contribution) for r in as_list.reasons] == [
-            (codes[i], round(-c, 4)) for c, i in order
+            (codes[i], shown(-c)) for c, i in order
         ]
 
 
@@ -352,3 +354,24 @@ def test_shallow_and_deep_trees_score_as_walked_from_the_root(levels: int) -> No
     # A different leaf would move a raw score by far more than the tolerance, and past a
     # lone leaf the rows reach many (a root that is a leaf gives every row its value).
     assert len({round(value, 6) for value in expected}) > (100 if levels >= 2 else levels)
+
+
+def test_a_contribution_is_shown_to_four_decimals_as_round_shows_it() -> None:
+    """``shown`` is ``round(x, 4)`` but where ``x * 10**4`` is within a rounding error of a
+    half; infinities and NaN pass through (``math.floor`` would raise on them)."""
+    rng = np.random.default_rng(8)
+    values = np.concatenate(
+        [rng.uniform(0, 5, 20_000), rng.uniform(-5, 0, 2_000), rng.exponential(1e-3, 2_000)]
+    ).tolist()
+    values += [0.0, 1.0, 0.00005, 0.12345, 2.5e-5, 3.99995]
+    near_half = 0
+    for x in values:
+        scaled = x * 10_000
+        if abs(scaled - math.floor(scaled) - 0.5) < 1e-6:
+            near_half += 1
+            assert abs(shown(x) - round(x, 4)) <= 1e-4 + 1e-12, x
+        else:
+            assert shown(x) == round(x, 4), x
+    assert near_half < 20  # the exception is rare: the rest are held exactly
+    assert shown(math.inf) == math.inf and shown(-math.inf) == -math.inf
+    assert math.isnan(shown(math.nan))
