@@ -358,7 +358,8 @@ def test_shallow_and_deep_trees_score_as_walked_from_the_root(levels: int) -> No
 
 def test_a_contribution_is_shown_to_four_decimals_as_round_shows_it() -> None:
     """``shown`` is ``round(x, 4)`` but where ``x * 10**4`` is within a rounding error of a
-    half; infinities and NaN pass through (``math.floor`` would raise on them)."""
+    half; infinities, NaN and values too large to scale pass through (``math.floor`` would
+    raise on them)."""
     rng = np.random.default_rng(8)
     values = np.concatenate(
         [rng.uniform(0, 5, 20_000), rng.uniform(-5, 0, 2_000), rng.exponential(1e-3, 2_000)]
@@ -375,3 +376,4 @@ def test_a_contribution_is_shown_to_four_decimals_as_round_shows_it() -> None:
     assert near_half < 20  # the exception is rare: the rest are held exactly
     assert shown(math.inf) == math.inf and shown(-math.inf) == -math.inf
     assert math.isnan(shown(math.nan))
+    assert shown(1e305) == 1e305 == round(1e305, 4)  # x * 10**4 overflows: x as it is
