@@ -51,7 +51,7 @@ from service.collector import fewer_collections
 from service.features import FeatureRows, FeatureSpec
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
-from service.model import Reason, Risk, RiskModel, Thresholds, shown
+from service.model import ModelError, Reason, Risk, RiskModel, Thresholds, shown
 from service.observation import IpqsSignals, Observation
 from service.rescore_input import (
     CHUNK,
@@ -671,6 +671,17 @@ class _Tally:
             )
 
 
+def _events(text: str) -> int:
+    """A count of events, 0 or more."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"a count of events, 0 or more, not {text!r}")
+    return count
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from service.app import load_model
     from service.rescore_emit import EmitError, OutboxFeed
@@ -682,7 +693,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compare-model", type=Path, help="model to compare actions with")
     parser.add_argument("--review-threshold", type=float)
     parser.add_argument("--block-threshold", type=float)
-    parser.add_argument("--reorder-window", type=int, default=10_000)
+    parser.add_argument(
+        "--reorder-window",
+        type=_events,
+        default=10_000,
+        help="events held to restore time order (0: none; default: 10,000)",
+    )
     parser.add_argument("--emit", action="store_true", help="queue identifies in the outbox")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -691,17 +707,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = Settings.from_env(os.environ)
     spec, configured, configured_thresholds = load_model(settings)
-    model = RiskModel.load(args.model, spec) if args.model else configured
-    thresholds = Thresholds(
-        review=args.review_threshold
-        if args.review_threshold is not None
-        else (model.artifact.thresholds.review if args.model else configured_thresholds.review),
-        block=args.block_threshold
-        if args.block_threshold is not None
-        else (model.artifact.thresholds.block if args.model else configured_thresholds.block),
-    )
-    if args.compare_model:
-        other = RiskModel.load(args.compare_model, spec)
+    try:
+        model = RiskModel.load(args.model, spec) if args.model else configured
+        other = RiskModel.load(args.compare_model, spec) if args.compare_model else None
+    except ModelError as exc:
+        parser.error(str(exc))
+    try:
+        thresholds = Thresholds(
+            review=args.review_threshold
+            if args.review_threshold is not None
+            else (model.artifact.thresholds.review if args.model else configured_thresholds.review),
+            block=args.block_threshold
+            if args.block_threshold is not None
+            else (model.artifact.thresholds.block if args.model else configured_thresholds.block),
+        )
+    except ValueError as exc:
+        parser.error(f"--review-threshold / --block-threshold: {exc}")
+    if other is not None:
         compare = (other, other.artifact.thresholds)
     else:
         compare = (configured, configured_thresholds)

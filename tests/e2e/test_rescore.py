@@ -642,3 +642,37 @@ def test_an_unreadable_input_stops_the_command_with_a_one_line_error(
         main(["--input", str(tmp_path / "missing.jsonl"), "--output", str(output)])
     assert refused.value.code == 2
     assert "missing.jsonl: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--reorder-window", "-1"], "--reorder-window: a count of events, 0 or more, not '-1'"),
+        (["--reorder-window", "many"], "--reorder-window: a count of events, 0 or more"),
+        (["--review-threshold", "90", "--block-threshold", "80"], "0 <= review <= block <= 100"),
+        (["--block-threshold", "101"], "--review-threshold / --block-threshold:"),
+        (["--model", "missing-model.json"], "cannot load model artifact missing-model.json"),
+        (["--compare-model", "missing-model.json"], "cannot load model artifact"),
+    ],
+)
+def test_bad_options_are_refused_before_any_rescoring(
+    arguments: list[str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each with exit status 2 and the option's problem in one line, no traceback, and no
+    output file."""
+    for name in [n for n in os.environ if n.startswith("RISKWIRE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(body + b"\n" for _, body in stream(5)))
+    output = tmp_path / "scored.jsonl"
+    with pytest.raises(SystemExit) as refused:
+        main(["--input", str(events), "--output", str(output), "--quiet", *arguments])
+    assert refused.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+    assert not output.exists()
