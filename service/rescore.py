@@ -704,6 +704,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.input.is_file():
         parser.error(f"--input {args.input}: no such file")
+    rejects_path = args.output.with_name(args.output.name + ".rejects.jsonl")
+    for written in (args.output, rejects_path):
+        # Opening it for writing would empty the input before a line of it is read.
+        if written.exists() and written.samefile(args.input):
+            parser.error(f"--output {args.output}: would overwrite the input {args.input}")
+    if not args.output.parent.is_dir():
+        parser.error(f"--output {args.output}: no such directory {args.output.parent}")
 
     settings = Settings.from_env(os.environ)
     spec, configured, configured_thresholds = load_model(settings)
@@ -729,7 +736,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         compare = (configured, configured_thresholds)
     rescorer = Rescorer(settings, model, thresholds, compare, args.reorder_window)
     progress = None if args.quiet else Progress(args.input.stat().st_size)
-    rejects_path = args.output.with_name(args.output.name + ".rejects.jsonl")
     try:
         with (
             OutboxFeed(settings) if args.emit else nullcontext() as feed,

@@ -644,6 +644,34 @@ def test_an_unreadable_input_stops_the_command_with_a_one_line_error(
     assert "missing.jsonl: no such file" in capsys.readouterr().err
 
 
+def test_an_output_that_would_overwrite_the_input_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening the output (or its rejects file) for writing would empty the input first:
+    refused with exit status 2 and the input untouched; so is an output in no directory."""
+    for name in [n for n in os.environ if n.startswith("RISKWIRE_")]:
+        monkeypatch.delenv(name)
+    content = b"".join(body + b"\n" for _, body in stream(5))
+    events = tmp_path / "events.jsonl"
+    # An input named as the rejects file of an output ``scored.jsonl`` would be.
+    rejects_named = tmp_path / "scored.jsonl.rejects.jsonl"
+    for path in (events, rejects_named):
+        path.write_bytes(content)
+    (tmp_path / "link.jsonl").symlink_to(events)
+    for source, output, problem in [
+        (events, events, "would overwrite the input"),
+        (events, tmp_path / "link.jsonl", "would overwrite the input"),
+        (rejects_named, tmp_path / "scored.jsonl", "would overwrite the input"),
+        (events, tmp_path / "missing" / "scored.jsonl", "no such directory"),
+    ]:
+        with pytest.raises(SystemExit) as refused:
+            main(["--input", str(source), "--output", str(output), "--quiet"])
+        assert refused.value.code == 2
+        assert problem in capsys.readouterr().err
+        assert source.read_bytes() == content
+    assert not (tmp_path / "scored.jsonl").exists()
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
