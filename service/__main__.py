@@ -91,7 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in DELEGATED:
         module = importlib.import_module(DELEGATED[argv[0]][0])
-        result: int = module.main(argv[1:])
+        try:
+            result: int = module.main(argv[1:])
+        except SettingsError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            # A file or directory the tool could not read or write: the message names it,
+            # and a traceback would only bury it.
+            print(f"python -m service {argv[0]}: {exc}", file=sys.stderr)
+            return 1
         return result
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)

@@ -250,16 +250,31 @@ def simulated_dataset(config: TrainingConfig, spec: FeatureSpec, settings: Setti
     return featurize(events, spec, settings)
 
 
+class TrainingDataError(ValueError):
+    """A training file that cannot be trained on, with where and why."""
+
+
 def load_exported(path: Path, spec: FeatureSpec) -> Dataset:
     """A training file of ``python -m service export-training`` (labelled rows only)."""
     from service.labels import TrainingRow
 
     decoder = msgspec.json.Decoder(TrainingRow)
-    rows = [decoder.decode(line) for line in path.read_bytes().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(decoder.decode(line))
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError included
+            raise TrainingDataError(f"{path}, line {number}: {exc}") from None
     rows = [row for row in rows if row.label in (0, 1)]
+    if not rows:
+        raise TrainingDataError(f"{path} holds no row labelled fraud or legit")
     mismatched = {row.feature_spec_hash for row in rows} - {spec.hash}
     if mismatched:
-        raise ValueError(f"{path} holds features of another feature spec: {sorted(mismatched)}")
+        raise TrainingDataError(
+            f"{path} holds features of another feature spec: {sorted(mismatched)}"
+        )
     rows.sort(key=lambda row: row.time)
     return Dataset(
         np.asarray([row.features for row in rows], dtype=np.float64).reshape(-1, len(spec)),
@@ -1002,10 +1017,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         selection_margin=args.selection_margin,
         non_negative=not args.allow_negative_weights,
     )
+    if args.data and not args.data.is_file():
+        parser.error(f"--data {args.data}: no such file")
     settings = Settings.from_env(os.environ)
     if args.data:
         spec = FeatureSpec(settings.reuse_window_labels)
-        data = load_exported(args.data, spec)
+        try:
+            data = load_exported(args.data, spec)
+        except TrainingDataError as exc:
+            print(exc, file=sys.stderr)
+            return 1
         result = train(config, data, settings, source=f"exported labels ({args.data.name})")
     else:
         result = train(config, settings=settings)

@@ -416,3 +416,51 @@ def test_the_prior_holds_where_the_data_are_silent_and_the_bound_is_an_optimum()
     # Unbounded, the same rows give the contradicted feature a negative weight.
     free_fit = PriorLogistic(prior=prior, prior_sd=1.0, non_negative=False).fit(x, y)
     assert free_fit.coef_[1] < 0
+
+
+def test_a_training_file_that_cannot_be_trained_on_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train --data``: a line that is not a training row (with its number), rows of another
+    feature spec, no labelled row at all: exit status 1 and why, nothing written; a missing
+    file: exit status 2."""
+    import json
+    import os
+
+    from service.training import main
+
+    for name in [n for n in os.environ if n.startswith("RISKWIRE_")]:
+        monkeypatch.delenv(name)
+    spec = FeatureSpec(Settings().reuse_window_labels)
+
+    def row(label: int, spec_hash: str = spec.hash) -> str:
+        return json.dumps(
+            {
+                "requestId": "r",
+                "time": 1,
+                "label": label,
+                "labelName": "fraud",
+                "labelSource": "request",
+                "features": [0.0] * len(spec),
+                "featureSpecHash": spec_hash,
+            }
+        )
+
+    cases = {
+        "broken.jsonl": ([row(1), "{not json"], "broken.jsonl, line 2: "),
+        "shape.jsonl": ([row(1), '{"requestId": 5}'], "shape.jsonl, line 2: Expected `str`"),
+        "other.jsonl": ([row(1), row(0, "0" * 64)], "holds features of another feature spec"),
+        "unlabelled.jsonl": ([row(-1)], "holds no row labelled fraud or legit"),
+    }
+    out = tmp_path / "model.json"
+    for file_name, (lines, message) in cases.items():
+        data = tmp_path / file_name
+        data.write_text("\n".join(lines) + "\n")
+        assert main(["--data", str(data), "--out", str(out), "--promote-to", str(out)]) == 1
+        error = capsys.readouterr().err
+        assert message in error and "Traceback" not in error, (file_name, error)
+        assert not out.exists()
+    with pytest.raises(SystemExit) as refused:
+        main(["--data", str(tmp_path / "missing.jsonl"), "--out", str(out)])
+    assert refused.value.code == 2
+    assert "missing.jsonl: no such file" in capsys.readouterr().err
