@@ -87,6 +87,12 @@ DELEGATED = {
 }
 
 
+def _misconfigured(error: SettingsError) -> int:
+    """A setting that does not parse, in one line: the exit status of a usage error."""
+    print(f"configuration error: {error}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in DELEGATED:
@@ -94,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             result: int = module.main(argv[1:])
         except SettingsError as exc:
-            print(f"configuration error: {exc}", file=sys.stderr)
-            return 2
+            return _misconfigured(exc)
         except OSError as exc:
             # A file or directory the tool could not read or write: the message names it,
             # and a traceback would only bury it.
@@ -124,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+        return _misconfigured(exc)
     from service.logs import configure
 
     configure(settings.log_level)

@@ -719,14 +719,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         other = RiskModel.load(args.compare_model, spec) if args.compare_model else None
     except ModelError as exc:
         parser.error(str(exc))
+    # A threshold not given is the chosen model's own.
+    defaults = model.artifact.thresholds if args.model else configured_thresholds
     try:
         thresholds = Thresholds(
-            review=args.review_threshold
-            if args.review_threshold is not None
-            else (model.artifact.thresholds.review if args.model else configured_thresholds.review),
-            block=args.block_threshold
-            if args.block_threshold is not None
-            else (model.artifact.thresholds.block if args.model else configured_thresholds.block),
+            review=defaults.review if args.review_threshold is None else args.review_threshold,
+            block=defaults.block if args.block_threshold is None else args.block_threshold,
         )
     except ValueError as exc:
         parser.error(f"--review-threshold / --block-threshold: {exc}")

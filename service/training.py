@@ -1017,10 +1017,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         selection_margin=args.selection_margin,
         non_negative=not args.allow_negative_weights,
     )
-    if args.data and not args.data.is_file():
-        parser.error(f"--data {args.data}: no such file")
     settings = Settings.from_env(os.environ)
     if args.data:
+        if not args.data.is_file():
+            parser.error(f"--data {args.data}: no such file")
         spec = FeatureSpec(settings.reuse_window_labels)
         try:
             data = load_exported(args.data, spec)
