@@ -18,6 +18,14 @@ from tests.segment_receiver import SegmentReceiver
 WRITE_KEY = "test-write-key"
 
 
+@pytest.fixture
+def no_riskwire_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's environment without the caller's RISKWIRE_*: a tool run in-process
+    reads its settings from it."""
+    for name in [n for n in os.environ if n.startswith("RISKWIRE_")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """RISKWIRE_TEST_REDIS_URL if it answers, else a redis-server of our own on a free port."""

@@ -3,13 +3,13 @@ need real sockets: signals, chunked bodies."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 
 import httpx
 
+from service.bench.servers import clean_environment
 from service.redis_server import free_port
 
 
@@ -22,11 +22,12 @@ def start(
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "run"],
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("RISKWIRE_")},
-            **env,
-            "RISKWIRE_PORT": str(port),
-        },
+        env=clean_environment(
+            {
+                **env,
+                "RISKWIRE_PORT": str(port),
+            }
+        ),
         stderr=stderr,
         start_new_session=own_group,
     )

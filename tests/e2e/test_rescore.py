@@ -7,7 +7,6 @@ import gzip
 import heapq
 import io
 import json
-import os
 import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -29,6 +28,7 @@ from service.bench.micro import (
     rescore_peak_bytes,
     steady_ipqs_stream,
 )
+from service.bench.servers import clean_environment
 from service.decode import decode_event
 from service.features import FeatureSpec
 from service.identifiers import IdentifierPolicy
@@ -470,11 +470,12 @@ def test_rescore_command_line_emits_identifies_to_the_outbox(
     bodies = [body for kind, body in stream(80) if kind != "ipqs"][:30]
     with gzip.open(events, "wb") as packed:
         packed.write(b"\n".join(bodies) + b"\n")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RISKWIRE_")},
-        "RISKWIRE_REDIS_URL": redis_url,
-        "RISKWIRE_REDIS_PREFIX": settings.redis_prefix,
-    }
+    env = clean_environment(
+        {
+            "RISKWIRE_REDIS_URL": redis_url,
+            "RISKWIRE_REDIS_PREFIX": settings.redis_prefix,
+        }
+    )
     output = tmp_path / "scored.jsonl"
     done = subprocess.run(
         [sys.executable, "-m", "service", "rescore", "--input", str(events),
@@ -583,6 +584,7 @@ def test_a_redis_that_does_not_answer_stops_emit_before_any_rescoring(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    no_riskwire_env: None,
 ) -> None:
     unreachable = f"redis://:sekret-password@127.0.0.1:{free_port()}/0"
     down = msgspec.structs.replace(settings, redis_url=unreachable, redis_timeout_s=0.5)
@@ -595,8 +597,6 @@ def test_a_redis_that_does_not_answer_stops_emit_before_any_rescoring(
         packed.writelines(
             e.body + b"\n" for e in simulate(SimulationConfig(seed=5, days=1, scale=0.05))
         )
-    for name in [n for n in os.environ if n.startswith("RISKWIRE_")]:
-        monkeypatch.delenv(name)
     monkeypatch.setenv("RISKWIRE_REDIS_URL", unreachable)
     monkeypatch.setenv("RISKWIRE_REDIS_TIMEOUT_S", "0.5")
     output = tmp_path / "scored.jsonl"
@@ -624,12 +624,12 @@ def test_peak_memory_does_not_grow_with_the_input_with_emit_on(settings: Setting
 
 
 def test_an_unreadable_input_stops_the_command_with_a_one_line_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_riskwire_env: None,
 ) -> None:
     """A corrupt gzip file fails with exit 1 and the reason, no traceback and no summary; a
     missing one is refused before anything runs."""
-    for name in [n for n in os.environ if n.startswith("RISKWIRE_")]:
-        monkeypatch.delenv(name)
     corrupt = tmp_path / "events.jsonl.gz"
     corrupt.write_bytes(b'{"requestId": "not compressed"}\n')
     output = tmp_path / "scored.jsonl"
@@ -645,12 +645,12 @@ def test_an_unreadable_input_stops_the_command_with_a_one_line_error(
 
 
 def test_an_output_that_would_overwrite_the_input_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_riskwire_env: None,
 ) -> None:
     """Opening the output (or its rejects file) for writing would empty the input first:
     refused with exit status 2 and the input untouched; so is an output in no directory."""
-    for name in [n for n in os.environ if n.startswith("RISKWIRE_")]:
-        monkeypatch.delenv(name)
     content = b"".join(body + b"\n" for _, body in stream(5))
     events = tmp_path / "events.jsonl"
     # An input named as the rejects file of an output ``scored.jsonl`` would be.
@@ -689,11 +689,10 @@ def test_bad_options_are_refused_before_any_rescoring(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    no_riskwire_env: None,
 ) -> None:
     """Each with exit status 2 and the option's problem in one line, no traceback, and no
     output file."""
-    for name in [n for n in os.environ if n.startswith("RISKWIRE_")]:
-        monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"".join(body + b"\n" for _, body in stream(5)))

@@ -7,7 +7,6 @@ Whatever arrives: never a 5xx, and every 4xx says what is wrong in the JSON erro
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from schemathesis.core.result import Err
 from schemathesis.generation import GenerationMode
 from schemathesis.schemas import APIOperation
 
-from service.bench.servers import SERVICE_FACTORY, uvicorn_command
+from service.bench.servers import SERVICE_FACTORY, clean_environment, uvicorn_command
 from service.redis_server import free_port
 
 API_KEY = "fuzz-key"
@@ -35,16 +34,17 @@ ROUTES = 13
 @pytest.fixture(scope="module")
 def server(redis_url: str) -> Iterator[str]:
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RISKWIRE_")},
-        "RISKWIRE_REDIS_URL": redis_url,
-        "RISKWIRE_REDIS_PREFIX": f"rwfuzz-{port}",
-        "RISKWIRE_API_KEYS": API_KEY,
-        "RISKWIRE_ADMIN_API_KEYS": ADMIN_KEY,
-        "RISKWIRE_HASH_KEY": "fuzz-hash-key",
-        "RISKWIRE_FORWARDER_ENABLED": "false",
-        "RISKWIRE_LOG_LEVEL": "WARNING",
-    }
+    env = clean_environment(
+        {
+            "RISKWIRE_REDIS_URL": redis_url,
+            "RISKWIRE_REDIS_PREFIX": f"rwfuzz-{port}",
+            "RISKWIRE_API_KEYS": API_KEY,
+            "RISKWIRE_ADMIN_API_KEYS": ADMIN_KEY,
+            "RISKWIRE_HASH_KEY": "fuzz-hash-key",
+            "RISKWIRE_FORWARDER_ENABLED": "false",
+            "RISKWIRE_LOG_LEVEL": "WARNING",
+        }
+    )
     command = uvicorn_command(SERVICE_FACTORY, port)
     process = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{port}"

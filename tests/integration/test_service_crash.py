@@ -3,7 +3,6 @@ arrive; a fresh process takes over. Every webhook answered 200 reaches Segment."
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import threading
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from service.bench.servers import SERVICE_FACTORY, uvicorn_command
+from service.bench.servers import SERVICE_FACTORY, clean_environment, uvicorn_command
 from service.redis_server import free_port
 from service.settings import Settings
 from tests.conftest import WRITE_KEY
@@ -25,19 +24,20 @@ class Service:
     def __init__(self, settings: Settings, segment_url: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("RISKWIRE_")},
-            "RISKWIRE_REDIS_URL": settings.redis_url,
-            "RISKWIRE_REDIS_PREFIX": settings.redis_prefix,
-            "RISKWIRE_SEGMENT_WRITE_KEY": WRITE_KEY,
-            "RISKWIRE_SEGMENT_ENDPOINT": segment_url,
-            "RISKWIRE_HASH_KEY": "crash-test",
-            "RISKWIRE_RETRY_BASE_S": "0.02",
-            "RISKWIRE_RETRY_CAP_S": "0.2",
-            "RISKWIRE_FORWARDER_BLOCK_MS": "50",
-            "RISKWIRE_FORWARDER_CLAIM_IDLE_S": "1",
-            "RISKWIRE_LOG_LEVEL": "WARNING",
-        }
+        self.env = clean_environment(
+            {
+                "RISKWIRE_REDIS_URL": settings.redis_url,
+                "RISKWIRE_REDIS_PREFIX": settings.redis_prefix,
+                "RISKWIRE_SEGMENT_WRITE_KEY": WRITE_KEY,
+                "RISKWIRE_SEGMENT_ENDPOINT": segment_url,
+                "RISKWIRE_HASH_KEY": "crash-test",
+                "RISKWIRE_RETRY_BASE_S": "0.02",
+                "RISKWIRE_RETRY_CAP_S": "0.2",
+                "RISKWIRE_FORWARDER_BLOCK_MS": "50",
+                "RISKWIRE_FORWARDER_CLAIM_IDLE_S": "1",
+                "RISKWIRE_LOG_LEVEL": "WARNING",
+            }
+        )
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, consumer: str) -> None:

@@ -3,7 +3,6 @@ reaches Segment exactly once, duplicates are answered the same by whichever work
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections import Counter
@@ -11,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from service.bench.servers import SERVICE_FACTORY, uvicorn_command
+from service.bench.servers import SERVICE_FACTORY, clean_environment, uvicorn_command
 from service.redis_server import free_port
 from service.settings import Settings
 from tests.conftest import WRITE_KEY
@@ -23,15 +22,16 @@ def test_two_workers_deliver_each_message_once(
     settings: Settings, segment: SegmentReceiver
 ) -> None:
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RISKWIRE_")},
-        "RISKWIRE_REDIS_URL": settings.redis_url,
-        "RISKWIRE_REDIS_PREFIX": settings.redis_prefix,
-        "RISKWIRE_SEGMENT_WRITE_KEY": WRITE_KEY,
-        "RISKWIRE_SEGMENT_ENDPOINT": segment.url,
-        "RISKWIRE_FORWARDER_BLOCK_MS": "50",
-        "RISKWIRE_LOG_LEVEL": "WARNING",
-    }  # no hash key: both workers must agree on the generated one through Redis
+    env = clean_environment(
+        {
+            "RISKWIRE_REDIS_URL": settings.redis_url,
+            "RISKWIRE_REDIS_PREFIX": settings.redis_prefix,
+            "RISKWIRE_SEGMENT_WRITE_KEY": WRITE_KEY,
+            "RISKWIRE_SEGMENT_ENDPOINT": segment.url,
+            "RISKWIRE_FORWARDER_BLOCK_MS": "50",
+            "RISKWIRE_LOG_LEVEL": "WARNING",
+        }
+    )  # no hash key: both workers must agree on the generated one through Redis
     command = [*uvicorn_command(SERVICE_FACTORY, port), "--workers", "2"]
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/webhooks/fingerprint"

@@ -3,18 +3,13 @@ cannot use says so in one line, with an exit status, rather than a traceback."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from service.__main__ import main
 
-
-@pytest.fixture(autouse=True)
-def _no_riskwire_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.startswith("RISKWIRE_")]:
-        monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_riskwire_env")
 
 
 def test_a_setting_that_does_not_parse_stops_a_tool_with_status_2(

@@ -419,18 +419,17 @@ def test_the_prior_holds_where_the_data_are_silent_and_the_bound_is_an_optimum()
 
 
 def test_a_training_file_that_cannot_be_trained_on_is_refused_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_riskwire_env: None,
 ) -> None:
     """``train --data``: a line that is not a training row (with its number), rows of another
     feature spec, no labelled row at all: exit status 1 and why, nothing written; a missing
     file: exit status 2."""
     import json
-    import os
 
     from service.training import main
 
-    for name in [n for n in os.environ if n.startswith("RISKWIRE_")]:
-        monkeypatch.delenv(name)
     spec = FeatureSpec(Settings().reuse_window_labels)
 
     def row(label: int, spec_hash: str = spec.hash) -> str:
