@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install run test lint typecheck unit format clean bench train notebooks
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py service/_reuse_native.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -52,7 +52,7 @@ from service.features import FeatureRows, FeatureSpec
 from service.identifiers import IdentifierPolicy
 from service.lists import AccessLists
 from service.model import ModelError, Reason, Risk, RiskModel, Thresholds, shown
-from service.observation import IpqsSignals, Observation
+from service.observation import Observation
 from service.rescore_input import (
     CHUNK,
     DecodedBlock,
@@ -62,7 +62,7 @@ from service.rescore_input import (
     read_lines,
 )
 from service.reuse import DEVICE_SPACES, DeviceSpace, EntityRefs
-from service.reuse_memory import MemoryReuseStore, StoreInput, new_counts
+from service.reuse_memory import MemoryReuseStore, StoreInput
 from service.scoring import Scorer
 from service.settings import Settings
 from service.specs import iso8601, rescore_identify
@@ -192,7 +192,7 @@ class MemoPolicy(IdentifierPolicy):
         )
 
     def members(self, obs: Observation) -> StoreInput:
-        """What ``MemoryReuseStore.record_members`` reads off ``refs(obs)``, without building
+        """What ``MemoryReuseStore.observe`` reads off ``refs(obs)``, without building
         the refs: the device space, the entity ids, and the members in the store's
         ``MEMBER_KINDS`` order (a test holds the two to the refs)."""
         space: DeviceSpace = "ipqs" if obs.source == "ipqs" else "fp"
@@ -466,11 +466,8 @@ class Rescorer:
             signals if obs.source == "ipqs" else None
             for obs, signals in zip(observations, own, strict=True)
         ]
-        counts = new_counts()
-        first_seen: list[int | None] = []
-        joined_signals: list[IpqsSignals | None] = []
-        store.record_many(
-            chunk.inputs, chunk.moments, remembered, counts, first_seen, joined_signals
+        counts, first_seen, joined_signals = store.record_many(
+            chunk.inputs, chunk.moments, remembered
         )
         # An IPQS result of the event's own stands; otherwise the one joined on its user.
         joined = [

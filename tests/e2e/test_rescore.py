@@ -48,7 +48,7 @@ from service.rescore import (
 )
 from service.rescore_emit import EmitError, OutboxFeed
 from service.rescore_input import CHUNK, InputError, read_lines
-from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore, new_counts
+from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore
 from service.scoring import Scorer
 from service.settings import Settings
 from service.simulate import SimulationConfig, simulate
@@ -267,8 +267,8 @@ def test_memo_policy_refs_are_the_scorers_refs_renamed(settings: Settings) -> No
 
 
 def test_memo_policy_members_are_what_the_store_reads_off_its_refs() -> None:
-    """``MemoPolicy.members`` (which ``record_members`` takes instead of refs) against its
-    refs, read as ``MemoryReuseStore.record`` reads them; both calls give the same counts
+    """``MemoPolicy.members`` (which ``record_many`` takes instead of refs) against its
+    refs, read as ``MemoryReuseStore.observe`` reads them; both calls give the same counts
     (small windows and cap: members leave them)."""
     memo = MemoPolicy(b"k", ["void"], size=50)
     by_refs = MemoryReuseStore(windows_ms=(60_000, 3_600_000), cap=5, ipqs_window_ms=60_000)
@@ -280,12 +280,12 @@ def test_memo_policy_members_are_what_the_store_reads_off_its_refs() -> None:
         assert ids == (refs.device, refs.user or refs.email, refs.ip)
         assert members == tuple(getattr(refs, kind) for kind in MEMBER_KINDS)
         moment = int(obs.time.timestamp() * 1000)
-        counts = new_counts()
-        expected = new_counts()
-        assert by_members.record_members(space, ids, members, moment, counts) == (
-            by_refs.record(refs, moment, expected)
+        counts, first_seen, joined = by_members.record_many(
+            [(space, ids, members)], [moment], [None]
         )
-        assert counts == expected
+        expected = by_refs.observe(refs, moment)
+        assert memoryview(counts).cast("q").tolist() == expected.flat
+        assert (first_seen, joined) == ([expected.device_first_seen_ms], [expected.ipqs_blob])
 
 
 def _heap_order(stamped: list[tuple[int, int, float, str]], window: int) -> tuple[list[str], int]:
