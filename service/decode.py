@@ -75,6 +75,30 @@ def _check_segment_tag(segment: SegmentTag | None, at: str) -> None:
 
 
 def _check_free_form(value: dict[str, Any], at: str) -> None:
+    if not well_formed(value):
+        _name_fault(value, at)
+
+
+def well_formed(value: dict[str, Any]) -> bool:
+    """Whether ``_name_fault`` would pass ``value``: the same walk, level by level, without
+    the paths it builds for every member (most of a tagged event's decoding time, and
+    only needed to name a fault)."""
+    level: list[dict[str, Any] | list[Any]] = [value]
+    for _ in range(MAX_FREE_FORM_NESTING):
+        deeper: list[dict[str, Any] | list[Any]] = []
+        for node in level:
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, dict | list):
+                    deeper.append(child)
+                elif type(child) is int and child not in _ENCODABLE_INTS:
+                    return False
+        if not deeper:
+            return True
+        level = deeper
+    return False
+
+
+def _name_fault(value: dict[str, Any], at: str) -> None:
     stack: list[tuple[object, str, int]] = [(value, at, 1)]
     while stack:
         node, path, depth = stack.pop()

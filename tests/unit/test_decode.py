@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from service.decode import decode_event, decode_event_unprobed, decode_fingerprint
+from service.decode import (
+    _name_fault,
+    decode_event,
+    decode_event_unprobed,
+    decode_fingerprint,
+    well_formed,
+)
 from service.errors import InvalidPayload, MalformedBody, RiskwireError
 from service.observation import Observation
 from tests.payloads import FIXTURES, FULL_EXAMPLE, encode, v3, v4
@@ -269,3 +277,36 @@ def test_decoding_without_the_probe_equals_decode_event() -> None:
     for body, outcome in zip(cases, outcomes, strict=True):
         if isinstance(outcome, Observation) and outcome.source != "ipqs":
             assert decode_fingerprint(body) == outcome
+
+
+def _free_form(rng: random.Random, depth: int) -> Any:
+    """A tag member of random shape: mostly shallow, some chains past the nesting limit,
+    some integers at and past the 64-bit edges."""
+    roll = rng.random()
+    if depth < 36 and roll < 0.3:
+        return {f"k{n}": _free_form(rng, depth + 1) for n in range(rng.randint(0, 3))}
+    if depth < 36 and roll < 0.45:
+        return [_free_form(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    if roll < 0.55:
+        return rng.choice([2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, True, 0])
+    return rng.choice(["a", 1.5, None, 7, False])
+
+
+def test_the_free_form_fast_check_passes_exactly_what_the_naming_walk_passes() -> None:
+    rng = random.Random(5)
+    verdicts = {True: 0, False: 0}
+    for n in range(3000):
+        # Every tenth a chain of dicts through the limit, its leaf another random member.
+        value: dict[str, Any] = {"a": _free_form(rng, 1)}
+        if n % 10 == 0:
+            for _ in range(rng.randint(29, 34)):
+                value = {"n": value}
+        try:
+            _name_fault(value, "$")
+            expected = True
+        except InvalidPayload:
+            expected = False
+        assert well_formed(value) is expected, value
+        verdicts[expected] += 1
+    # Both answers come up often enough for the comparison to mean something.
+    assert min(verdicts.values()) > 300, verdicts
