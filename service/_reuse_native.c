@@ -615,10 +615,14 @@ store_record_many(Store *s, PyObject *args)
         goto done;
     int64_t *out = (int64_t *)PyBytes_AS_STRING(counts);
     for (Py_ssize_t i = 0; i < n; i++, out += width) {
-        PyObject *first, *joined;
+        PyObject *first = NULL, *joined = NULL;
         if (record(s, PySequence_Fast_GET_ITEM(inputs, i), PySequence_Fast_GET_ITEM(moments, i),
-                   PySequence_Fast_GET_ITEM(blobs, i), out, &first, &joined) < 0)
+                   PySequence_Fast_GET_ITEM(blobs, i), out, &first, &joined) < 0) {
+            /* An event that fails part way may have named its device's first sighting. */
+            Py_XDECREF(first);
+            Py_XDECREF(joined);
             goto done;
+        }
         if (first == NULL)
             first = Py_NewRef(Py_None);
         if (joined == NULL)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from service.reuse import DEVICE_SPACES, ENTITIES, RELATIONS, Entity, EntityRefs, ReuseSnapshot
-from service.reuse_memory import MemoryReuseStore
+from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore
 
 MINUTE = 60_000
 T0 = 1_790_000_000_000
@@ -145,3 +146,32 @@ def test_the_store_counts_as_its_definition(cap: int, seed: int) -> None:
     # Small caps were reached; the large one was not, and relations grew past the size from
     # which the reuse script trims by time.
     assert largest == cap if cap < 10 else largest > 8
+
+
+def test_the_compiled_loop_refuses_malformed_input_and_stays_usable() -> None:
+    """``record_many`` is C: input of the wrong shape is a Python exception naming what was
+    expected, never a crash, and the store keeps counting afterwards."""
+    store = MemoryReuseStore(windows_ms=(MINUTE, 60 * MINUTE), cap=5, ipqs_window_ms=MINUTE)
+    refs = EntityRefs(device="d1", device_space="fp", user="u1", ip="i1", event="r1")
+    first = store.observe(refs, T0)
+    kinds = len(MEMBER_KINDS)
+    good: Any = ("fp", ("d1", "u1", "i1"), (None,) * kinds)
+    bad: list[tuple[Any, Any, type[Exception], str]] = [
+        (("fp", ("d1", "u1")), T0, TypeError, "an input is"),
+        (("fp", ("d1", "u1"), (None,) * kinds), T0, TypeError, "entity ids"),
+        (("fp", ("d1", "u1", "i1"), (None,) * (kinds - 1)), T0, TypeError, "members"),
+        (("fp", ("d1", "u1", "i1"), (7,) + (None,) * (kinds - 1)), T0, TypeError, "members"),
+        (("nope", ("d1", "u1", "i1"), (None,) * kinds), T0, ValueError, "unknown device space"),
+        (good, "soon", TypeError, "cannot be interpreted as an integer"),
+    ]
+    for store_input, moment, error, message in bad:
+        with pytest.raises(error, match=message):
+            store.record_many([good, store_input], [T0, moment], [None, None])
+    with pytest.raises(ValueError, match="differ in length"):
+        store.record_many([good], [T0, T0], [None])
+    with pytest.raises(ValueError, match="at least one member"):
+        MemoryReuseStore(windows_ms=(MINUTE,), cap=0, ipqs_window_ms=MINUTE)
+    # A read of the same refs sees exactly the first write: the refused calls stored nothing
+    # of their own (the good events before them only read).
+    assert store.observe(refs, T0 + 1, write=False).flat == first.flat
+    assert len(store) == 3
