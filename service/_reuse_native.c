@@ -594,6 +594,10 @@ store_record_many(Store *s, PyObject *args)
     PyObject *inputs_arg, *moments_arg, *blobs_arg;
     if (!PyArg_ParseTuple(args, "OOO:record_many", &inputs_arg, &moments_arg, &blobs_arg))
         return NULL;
+    if (s->space_index == NULL) {
+        PyErr_SetString(PyExc_TypeError, "ReuseTables.__init__ was not called");
+        return NULL;
+    }
     PyObject *inputs = PySequence_Fast(inputs_arg, "inputs: a sequence");
     PyObject *moments = PySequence_Fast(moments_arg, "moments: a sequence");
     PyObject *blobs = PySequence_Fast(blobs_arg, "blobs: a sequence");

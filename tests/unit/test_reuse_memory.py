@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from service._reuse_native import ReuseTables
 from service.reuse import DEVICE_SPACES, ENTITIES, RELATIONS, Entity, EntityRefs, ReuseSnapshot
 from service.reuse_memory import MEMBER_KINDS, MemoryReuseStore
 
@@ -171,6 +172,8 @@ def test_the_compiled_loop_refuses_malformed_input_and_stays_usable() -> None:
         store.record_many([good], [T0, T0], [None])
     with pytest.raises(ValueError, match="at least one member"):
         MemoryReuseStore(windows_ms=(MINUTE,), cap=0, ipqs_window_ms=MINUTE)
+    with pytest.raises(TypeError, match="__init__ was not called"):
+        ReuseTables.__new__(ReuseTables).record_many([good], [T0], [None])
     # A read of the same refs sees exactly the first write: the refused calls stored nothing
     # of their own (the good events before them only read).
     assert store.observe(refs, T0 + 1, write=False).flat == first.flat
