@@ -47,7 +47,6 @@ typedef struct Entry {
     struct Entry *older, *newer; /* last-write order */
     PyObject *id;                /* its key in its entity's table */
     int entity;
-    int has_blob;
     double last_write;
     long long first; /* the first sighting, in milliseconds */
     PyObject *blob;  /* the remembered IPQS result, or NULL */
@@ -547,7 +546,6 @@ record(Store *s, PyObject *input, PyObject *moment, PyObject *blob, int64_t *out
                 Py_INCREF(blob);
                 e->blob = blob;
                 e->blob_at = now;
-                e->has_blob = 1;
             }
         }
         else {
@@ -565,7 +563,6 @@ record(Store *s, PyObject *input, PyObject *moment, PyObject *blob, int64_t *out
                     Py_INCREF(blob);
                     Py_XSETREF(e->blob, blob);
                     e->blob_at = now;
-                    e->has_blob = 1;
                 }
                 e->last_write = now;
                 if (e != s->newest) {
@@ -579,7 +576,7 @@ record(Store *s, PyObject *input, PyObject *moment, PyObject *blob, int64_t *out
             if (*first == NULL)
                 return -1;
         }
-        else if (entity == s->user && e->has_blob && now - s->ipqs_window <= e->blob_at &&
+        else if (entity == s->user && e->blob != NULL && now - s->ipqs_window <= e->blob_at &&
                  e->blob_at <= now) {
             Py_INCREF(e->blob);
             Py_XSETREF(*joined, e->blob);

@@ -144,5 +144,4 @@ class MemoryReuseStore:
         event's first sighting and joined blob. A blob is kept as it is given and given back
         as it is: batch rescoring remembers the IPQS signals themselves, never encoded, as
         they never leave the process."""
-        counts, first_seen, joined = self._tables.record_many(inputs, moments, ipqs_blobs)
-        return counts, first_seen, joined
+        return self._tables.record_many(inputs, moments, ipqs_blobs)
