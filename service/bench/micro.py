@@ -153,7 +153,9 @@ def rescore_peak_bytes(
             tracemalloc.stop()
 
 
-def _rescore_rates(days: int, runs: int) -> tuple[int, float, float]:
+def _rescore_rates(
+    settings: Settings, model: RiskModel, thresholds: Thresholds, days: int, runs: int
+) -> tuple[int, float, float]:
     """Events, then rescored and decoded-only events per second over the same file (what
     ``python -m service rescore`` reads), ``runs`` times, taking turns, each at its fastest:
     on a busy machine a single pass measures the neighbours as much as the code. Rescoring
@@ -161,10 +163,6 @@ def _rescore_rates(days: int, runs: int) -> tuple[int, float, float]:
     decode-only pass reads and decodes only."""
     lines = [e.body for e in simulate(SimulationConfig(seed=13, days=days))]
     epoch = datetime.fromtimestamp(0, UTC)
-    settings = Settings()
-    from service.app import load_model
-
-    _, model, thresholds = load_model(settings)
     scratch = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="riskwire-rescore-", dir=scratch) as tmp:
         events = Path(tmp) / "events.jsonl"
@@ -190,16 +188,18 @@ def rescore_rows(days: int = 3, runs: int = 5, long_days: int = 30) -> list[Row]
     """Rescoring against the decode-only floor on ``days`` of simulated traffic (the
     target), the same on ``long_days`` (for information: the in-memory store outgrows the
     caches, see docs/BENCHMARKS.md), and peak memory on a steady stream."""
-    events, rescore_rate, decode_rate = _rescore_rates(days, runs)
-    long_events, long_rescore, long_decode = _rescore_rates(long_days, 2)
     settings = Settings()
     from service.app import load_model
 
     _, model, thresholds = load_model(settings)
+    events, rescore_rate, decode_rate = _rescore_rates(settings, model, thresholds, days, runs)
+    long_events, long_rescore, long_decode = _rescore_rates(
+        settings, model, thresholds, long_days, 2
+    )
     # Memory separately: tracing slows Python down several times.
     short, long = (
-        rescore_peak_bytes(settings, model, thresholds, list(steady_ipqs_stream(days)))
-        for days in STEADY_DAYS
+        rescore_peak_bytes(settings, model, thresholds, list(steady_ipqs_stream(span)))
+        for span in STEADY_DAYS
     )
     growth = long / short
     ratio = rescore_rate / decode_rate
