@@ -523,52 +523,38 @@ record(Store *s, PyObject *input, PyObject *moment, PyObject *blob, int64_t *out
         }
         else if (PyErr_Occurred())
             return -1;
-        if (e == NULL) {
-            /* A new entity: each relation starts with this event's member, in every window
-             * (none is stored when the event names no member, or only reads). */
-            for (int i = 0; i < relations; i++, out += s->windows) {
-                PyObject *member = PyTuple_GET_ITEM(members, plan->steps[i].kind);
+        int touched = 0;
+        for (int i = 0; i < relations; i++, out += s->windows) {
+            const Step *st = &plan->steps[i];
+            PyObject *member = PyTuple_GET_ITEM(members, st->kind);
+            if (e == NULL) {
+                /* An entity is stored from the first member it is written (none when the
+                 * event names no member, or only reads): until then its counts are 0. */
                 if (!counts_as_member(member)) {
                     count_same(s, 0, out);
                     continue;
                 }
-                if (e == NULL && (e = new_entry(s, entity, id, now, now_ms)) == NULL)
+                if ((e = new_entry(s, entity, id, now, now_ms)) == NULL)
                     return -1;
-                Relation *r = &e->relations[plan->steps[i].slot];
-                Py_INCREF(member);
-                r->single = member;
-                r->time = now;
-                count_same(s, 1, out);
             }
-            if (e == NULL)
-                continue;
+            if (step(s, &e->relations[st->slot], member, i >= plan->gt, now, horizon, out,
+                     &touched) < 0)
+                return -1;
+        }
+        if (e == NULL)
+            continue;
+        if (touched) {
+            if (now_ms < e->first)
+                e->first = now_ms;
             if (keeps_blob && entity == s->user) {
                 Py_INCREF(blob);
-                e->blob = blob;
+                Py_XSETREF(e->blob, blob);
                 e->blob_at = now;
             }
-        }
-        else {
-            int touched = 0;
-            for (int i = 0; i < relations; i++, out += s->windows) {
-                const Step *st = &plan->steps[i];
-                if (step(s, &e->relations[st->slot], PyTuple_GET_ITEM(members, st->kind),
-                         i >= plan->gt, now, horizon, out, &touched) < 0)
-                    return -1;
-            }
-            if (touched) {
-                if (now_ms < e->first)
-                    e->first = now_ms;
-                if (keeps_blob && entity == s->user) {
-                    Py_INCREF(blob);
-                    Py_XSETREF(e->blob, blob);
-                    e->blob_at = now;
-                }
-                e->last_write = now;
-                if (e != s->newest) {
-                    unlink_entry(s, e);
-                    append_entry(s, e);
-                }
+            e->last_write = now;
+            if (e != s->newest) {
+                unlink_entry(s, e);
+                append_entry(s, e);
             }
         }
         if (entity == s->device) {
